@@ -1,0 +1,38 @@
+"""speakervlad: speaker verification with thin ResNet-34 + GhostVLAD.
+
+>>> import speakervlad
+>>> model = speakervlad.load_model("model.pt")           # doctest: +SKIP
+>>> model.embed("speech.wav").shape                       # doctest: +SKIP
+(512,)
+"""
+__version__ = "0.1.0"
+
+from .audio import load_audio
+from .errors import (
+    AudioError,
+    CalibrationError,
+    CheckpointError,
+    ConfigError,
+    EmbeddingError,
+    SpeakerVladError,
+    StoreError,
+    TrialError,
+    UnknownSpeakerError,
+)
+from .inference import EmbeddingModel, load_model
+
+__all__ = [
+    "AudioError",
+    "CalibrationError",
+    "CheckpointError",
+    "ConfigError",
+    "EmbeddingError",
+    "EmbeddingModel",
+    "SpeakerVladError",
+    "StoreError",
+    "TrialError",
+    "UnknownSpeakerError",
+    "__version__",
+    "load_audio",
+    "load_model",
+]

@@ -1,0 +1,151 @@
+"""Embedding audio with a trained model: ``load_model(path).embed(...)``.
+
+Recordings of any length are embedded whole. Up to ``chunk_seconds`` they go
+through the network in one piece; longer ones are processed in chunks of
+``chunk_seconds`` with ``context_seconds`` of extra audio on each side, and the
+pooling statistics of each chunk's central frames are merged. Because the trunk
+is length-aware and every chunk boundary falls on a multiple of its time
+stride, the result equals the whole-recording embedding (to float rounding)
+when the context covers the trunk's receptive field; memory stays bounded by
+the chunk size. Frontends whose normalisation needs utterance statistics
+(fbank mean subtraction) take one extra cheap pass over the audio for them.
+
+>>> model = load_model("model.pt")                          # doctest: +SKIP
+>>> model.embed("speech.wav").shape                         # doctest: +SKIP
+(512,)
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .audio import AudioSource, load_audio
+from .checkpoint import Checkpoint, load_checkpoint, model_fingerprint
+from .models.speaker_net import SpeakerNet
+
+DEFAULT_CHUNK_SECONDS = 60.0
+DEFAULT_CONTEXT_SECONDS = 4.0
+
+
+class EmbeddingModel:
+    """A SpeakerNet ready for inference, with its checkpoint's calibration."""
+
+    def __init__(
+        self,
+        net: SpeakerNet,
+        checkpoint: Checkpoint | None = None,
+        device: str | torch.device = "cpu",
+        chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
+        context_seconds: float = DEFAULT_CONTEXT_SECONDS,
+    ):
+        self.net = net.to(device).eval()
+        self.device = torch.device(device)
+        self.checkpoint = checkpoint
+        self.config = net.config
+        self.calibration = checkpoint.calibration if checkpoint else None
+        self.fingerprint = model_fingerprint(net)
+        self.embedding_dim = net.embedding_dim
+        self.sample_rate = net.sample_rate
+        self.min_seconds = net.min_seconds
+        unit = net.frontend.hop_length * net.trunk.time_stride  # samples per trunk output frame
+        self._unit = unit
+        self._chunk = max(unit, round(chunk_seconds * self.sample_rate / unit) * unit)
+        self._context = math.ceil(context_seconds * self.sample_rate / unit) * unit
+
+    # ---- public API -------------------------------------------------------
+    def load(self, source: AudioSource, sample_rate: int | None = None, name: str | None = None) -> np.ndarray:
+        """Decode and validate audio for this model (mono, 16 kHz, long enough)."""
+        return load_audio(source, sample_rate, self.sample_rate, min_seconds=self.min_seconds, name=name)
+
+    def embed(self, source: AudioSource, sample_rate: int | None = None) -> np.ndarray:
+        """The (E,) embedding of one recording (path, bytes, or array + sample_rate)."""
+        return self.embed_waveform(self.load(source, sample_rate))
+
+    def embed_many(self, sources: Sequence[AudioSource], batch_size: int = 16) -> np.ndarray:
+        """(N, E) embeddings of many recordings, batched by similar length."""
+        return self.embed_waveforms([self.load(s) for s in sources], batch_size)
+
+    def embed_waveform(self, wave: np.ndarray) -> np.ndarray:
+        """(E,) embedding of one 16 kHz waveform; long ones are chunked."""
+        if len(wave) <= self._chunk + 2 * self._context:
+            return self.embed_waveforms([wave])[0]
+        with torch.inference_mode():
+            return self._embed_chunked(torch.from_numpy(np.ascontiguousarray(wave))).cpu().numpy()[0]
+
+    def embed_waveforms(self, waves: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
+        """(N, E) embeddings of 16 kHz waveforms; sorted by length into padded batches."""
+        out = np.zeros((len(waves), self.embedding_dim), dtype=np.float32)
+        short = [i for i, w in enumerate(waves) if len(w) <= self._chunk + 2 * self._context]
+        for i in set(range(len(waves))) - set(short):
+            out[i] = self.embed_waveform(waves[i])
+        order = sorted(short, key=lambda i: len(waves[i]))
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                index = order[start : start + batch_size]
+                batch, lengths = pad_batch([waves[i] for i in index])
+                emb = self.net(batch.to(self.device), lengths.to(self.device))
+                out[index] = emb.float().cpu().numpy()
+        return out
+
+    # ---- chunked streaming --------------------------------------------------
+    def _embed_chunked(self, wave: Tensor) -> Tensor:
+        net = self.net
+        frontend = net.frontend
+        norm = self._utterance_norm_stats(wave) if frontend.needs_utterance_stats else None
+        stats = None
+        for a, b, keep_from, keep_to in self._chunks(len(wave), self._unit, self._context):
+            piece = wave[a:b][None].to(self.device)  # (1, n)
+            lengths = torch.tensor([b - a], device=self.device)
+            feats, frame_lengths = frontend.raw(piece, lengths)
+            feats = frontend.normalize(feats, frame_lengths, norm)
+            frames, out_lengths = net.trunk(feats, frame_lengths)  # (1, D, T')
+            end = int(out_lengths[0]) if keep_to is None else keep_to
+            core = frames[..., keep_from:end]
+            chunk_stats = net.pooling.stats(core, torch.tensor([core.shape[-1]], device=self.device))
+            stats = chunk_stats if stats is None else net.pooling.merge(stats, chunk_stats)
+        return net.embedding(net.pooling.finalize(stats))
+
+    def _utterance_norm_stats(self, wave: Tensor) -> dict[str, Tensor]:
+        frontend = self.net.frontend
+        hop = frontend.hop_length
+        context = math.ceil(frontend.context_samples / hop) * hop
+        stats = None
+        for a, b, keep_from, keep_to in self._chunks(len(wave), hop, context):
+            piece = wave[a:b][None].to(self.device)
+            feats, frame_lengths = frontend.raw(piece, torch.tensor([b - a], device=self.device))
+            end = int(frame_lengths[0]) if keep_to is None else keep_to
+            core = feats[..., keep_from:end]
+            part = frontend.norm_stats(core, torch.tensor([core.shape[-1]], device=self.device))
+            stats = part if stats is None else {k: stats[k] + part[k] for k in stats}
+        return stats
+
+    def _chunks(self, total: int, unit: int, context: int):
+        """Yield (start, end, first kept frame, end of kept frames or None for 'to the end')."""
+        core = max(unit, self._chunk // unit * unit)
+        for start in range(0, total, core):
+            a, b = max(0, start - context), min(total, start + core + context)
+            keep_from = (start - a) // unit
+            if b == total:
+                yield a, b, keep_from, None
+                return
+            yield a, b, keep_from, keep_from + core // unit
+
+
+def pad_batch(waves: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:
+    """Zero-pad waveforms into (B, N_max) with their lengths (B,)."""
+    lengths = torch.tensor([len(w) for w in waves], dtype=torch.long)
+    batch = torch.zeros(len(waves), int(lengths.max()), dtype=torch.float32)
+    for row, wave in enumerate(waves):
+        batch[row, : len(wave)] = torch.from_numpy(np.asarray(wave, dtype=np.float32))
+    return batch, lengths
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", **options) -> EmbeddingModel:
+    """Load a checkpoint for inference (``options``: chunk_seconds, context_seconds)."""
+    checkpoint = load_checkpoint(path)
+    return EmbeddingModel(checkpoint.build_model(device), checkpoint, device, **options)

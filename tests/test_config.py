@@ -1,0 +1,43 @@
+import pytest
+
+from speakervlad.config import apply_overrides, dump_config, load_config, named_configs
+from speakervlad.errors import ConfigError
+
+
+def test_named_configs_load():
+    assert named_configs() == ["resnet34_ghostvlad", "resnet34_tstp", "thin_resnet34_ghostvlad"]
+    ref = load_config("thin_resnet34_ghostvlad")
+    assert ref.model.frontend.name == "spectrogram"
+    assert (ref.model.pooling.clusters, ref.model.pooling.ghost_clusters) == (8, 2)
+    assert (ref.head.name, ref.head.margin, ref.head.scale) == ("am_softmax", 0.35, 30.0)
+    assert ref.data.crop_seconds == 2.5
+
+
+def test_unknown_key_names_nearest(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  pooling: {name: ghostvlad, clustres: 8}\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'clustres'.*did you mean 'clusters'"):
+        load_config(path)
+
+
+def test_wrong_type_is_an_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  embedding_dim: big\n")
+    with pytest.raises(ConfigError, match="embedding_dim: expected int"):
+        load_config(path)
+
+
+def test_unknown_named_config_lists_names():
+    with pytest.raises(ConfigError, match="thin_resnet34_ghostvlad"):
+        load_config("thin_resnet")
+
+
+def test_overrides_and_round_trip(tmp_path):
+    cfg = apply_overrides(load_config("resnet34_tstp"), ["model.embedding_dim=128", "optim.lr=0.05"])
+    assert cfg.model.embedding_dim == 128 and cfg.optim.lr == 0.05
+    dump_config(cfg, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == cfg
+    with pytest.raises(ConfigError, match="did you mean 'embedding_dim'"):
+        apply_overrides(cfg, ["model.embeding_dim=3"])
+    with pytest.raises(ConfigError, match="key=value"):
+        apply_overrides(cfg, ["model.embedding_dim"])

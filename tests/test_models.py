@@ -1,0 +1,131 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import tone
+from speakervlad.config import ModelConfig, PoolingConfig, load_config, HeadConfig
+from speakervlad.errors import ConfigError
+from speakervlad.inference import EmbeddingModel, pad_batch
+from speakervlad.models import build_head, build_model, parameter_counts
+from speakervlad.models.pooling import build_pooling
+from speakervlad.models.resnet import ResNet34, ThinResNet34
+
+
+def _randomise_norms(net):
+    """Give BatchNorm layers non-trivial statistics so padding leaks would show."""
+    gen = torch.Generator().manual_seed(0)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
+    return net.eval()
+
+
+def test_thin_resnet34_map_is_7_by_t_over_16():
+    trunk = ThinResNet34(257).eval()
+    out, lengths = trunk(torch.randn(2, 257, 160), torch.tensor([160, 100]))
+    assert out.shape == (2, 512 * 7, 10)
+    assert lengths.tolist() == [10, 7]  # floor(100/2)=50 -> 25 -> 13 -> 7
+
+
+def test_resnet34_map_and_width():
+    trunk = ResNet34(80, width=32).eval()
+    out, _ = trunk(torch.randn(1, 80, 64), torch.tensor([64]))
+    assert out.shape == (1, 256 * 10, 8)
+    assert ResNet34(80, width=16).out_dim == 128 * 10
+
+
+@pytest.mark.parametrize(
+    "name, params",
+    [("thin_resnet34_ghostvlad", 7.66e6), ("resnet34_tstp", 6.63e6)],
+)
+def test_parameter_counts_match_published(name, params):
+    net = build_model(load_config(name).model)
+    total = sum(parameter_counts(net).values())
+    assert abs(total - params) / params < 0.01, total
+
+
+@pytest.mark.parametrize("pooling", ["ghostvlad", "netvlad", "tap", "tstp", "asp"])
+@pytest.mark.parametrize("trunk, frontend", [("resnet34", "fbank"), ("thin_resnet34", "spectrogram")])
+def test_shapes_and_padding_invariance(pooling, trunk, frontend):
+    normalize = "mean" if frontend == "fbank" else "frame"
+    cfg = ModelConfig(
+        trunk=trunk, trunk_width=8, embedding_dim=24,
+        pooling=PoolingConfig(name=pooling, clusters=4, ghost_clusters=2, feature_dim=32, attention_dim=16),
+    )
+    cfg = ModelConfig(**{**cfg.__dict__, "frontend": type(cfg.frontend)(name=frontend, normalize=normalize)})
+    torch.manual_seed(0)
+    net = _randomise_norms(build_model(cfg))
+    waves = [tone(0.9, seed=1), tone(0.37, seed=2)]
+    batch, lengths = pad_batch(waves)
+    with torch.no_grad():
+        together = net(batch, lengths)
+        alone = torch.cat([net(torch.from_numpy(w)[None]) for w in waves])
+    assert together.shape == (2, 24)
+    torch.testing.assert_close(together, alone, atol=1e-4, rtol=1e-4)
+
+
+def test_ghostvlad_without_ghosts_equals_netvlad():
+    torch.manual_seed(0)
+    ghost = build_pooling(PoolingConfig(name="ghostvlad", clusters=4, ghost_clusters=0, feature_dim=16), 40)
+    net = build_pooling(PoolingConfig(name="netvlad", clusters=4, ghost_clusters=3, feature_dim=16), 40)
+    net.load_state_dict(ghost.state_dict())
+    x, lengths = torch.randn(3, 40, 25), torch.tensor([25, 20, 7])
+    torch.testing.assert_close(ghost(x, lengths), net(x, lengths))
+    assert net.out_dim == 64
+
+
+def test_ghostvlad_matches_direct_formula():
+    torch.manual_seed(0)
+    pool = build_pooling(PoolingConfig(name="ghostvlad", clusters=3, ghost_clusters=2, feature_dim=8), 12)
+    x = torch.randn(1, 12, 9)
+    with torch.no_grad():
+        out = pool(x, torch.tensor([9]))
+        feats = pool.features(x).relu()[0].T  # (T, D)
+        assign = pool.assign(x)[0].T.softmax(-1)  # (T, K+G)
+        vlad = torch.stack([(assign[:, k : k + 1] * (feats - pool.centers[k])).sum(0) for k in range(5)])
+        expected = torch.nn.functional.normalize(vlad[:3], dim=-1).flatten()
+    torch.testing.assert_close(out[0], expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["ghostvlad", "tstp", "asp"])
+def test_long_recordings_in_chunks_equal_whole(pooling):
+    cfg = ModelConfig(
+        trunk="resnet34", trunk_width=4, embedding_dim=16,
+        pooling=PoolingConfig(name=pooling, clusters=4, ghost_clusters=1, feature_dim=16, attention_dim=8),
+    )
+    cfg = ModelConfig(**{**cfg.__dict__, "frontend": type(cfg.frontend)(name="fbank", normalize="mean")})
+    torch.manual_seed(1)
+    net = _randomise_norms(build_model(cfg))
+    wave = np.concatenate([tone(3.0, seed=s, freq=100 + 40 * s) for s in range(4)])
+    model = EmbeddingModel(net, chunk_seconds=2.0, context_seconds=1.5)
+    with torch.no_grad():
+        whole = net(torch.from_numpy(wave)[None])[0].numpy()
+    np.testing.assert_allclose(model.embed_waveform(wave), whole, atol=1e-4, rtol=1e-4)
+
+
+def test_unknown_pooling_lists_names():
+    with pytest.raises(ConfigError, match="ghostvlad.*netvlad|asp.*ghostvlad"):
+        build_pooling(PoolingConfig(name="ghostvlda"), 8)
+
+
+def test_margin_heads():
+    emb, labels = torch.randn(4, 8), torch.tensor([0, 1, 2, 1])
+    am = build_head(HeadConfig(name="am_softmax", margin=0.35, scale=30.0), 8, 3)
+    cos = am.cosine(emb)
+    logits = am(emb, labels)
+    target = logits.gather(1, labels[:, None])[:, 0]
+    torch.testing.assert_close(target, 30 * (cos.gather(1, labels[:, None])[:, 0] - 0.35))
+    aam = build_head(HeadConfig(name="aam_softmax", margin=0.2, scale=32.0), 8, 3)
+    theta = aam.cosine(emb).gather(1, labels[:, None])[:, 0].clamp(-1, 1).acos()
+    expected = torch.where(theta + 0.2 < math.pi, 32 * torch.cos(theta + 0.2), logits.new_zeros(4))
+    got = aam(emb, labels).gather(1, labels[:, None])[:, 0]
+    ok = theta + 0.2 < math.pi
+    torch.testing.assert_close(got[ok], expected[ok], atol=1e-4, rtol=1e-4)
+    aam.margin = 0.0  # a ramp sets it: no margin means plain scaled cosine
+    torch.testing.assert_close(aam(emb, labels), 32 * aam.cosine(emb), atol=1e-5, rtol=1e-5)
+    soft = build_head(HeadConfig(name="softmax"), 8, 3)
+    assert soft(emb, labels).shape == (4, 3)
