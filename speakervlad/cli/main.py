@@ -16,6 +16,9 @@ from ..errors import SpeakerVladError
 COMMANDS = [
     "model",
     "embed",
+    "score",
+    "evaluate",
+    "calibrate",
 ]
 
 EXIT_ERROR = 2

@@ -1,0 +1,74 @@
+"""SpeakerBalancedSampler: balance, determinism, rank sharding, mid-epoch skip."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from speakervlad.data.sampler import SpeakerBalancedSampler
+from speakervlad.errors import ConfigError
+
+LABELS = np.array([2] * 12 + [0] + [1] * 5)  # uneven: speaker 0 has 1 utterance, 2 has 12
+
+
+@pytest.mark.parametrize("per_speaker, expected", [(4, 4), (0, 6)])  # 0: ceil(18 / 3)
+def test_each_speaker_is_drawn_equally_often(per_speaker, expected):
+    sampler = SpeakerBalancedSampler(LABELS, utterances_per_speaker=per_speaker, seed=1)
+    drawn = np.array(list(sampler))
+    assert len(drawn) == len(sampler) == 3 * expected
+    np.testing.assert_array_equal(np.bincount(LABELS[drawn], minlength=3), [expected] * 3)
+    for speaker in range(3):  # utterances of a speaker are used as evenly as possible
+        uses = np.bincount(drawn[LABELS[drawn] == speaker], minlength=len(LABELS))[LABELS == speaker]
+        assert uses.max() - uses.min() <= 1
+
+
+def test_unbalanced_mode_and_unshuffled_order():
+    sampler = SpeakerBalancedSampler(LABELS, balanced=False, seed=0)
+    assert sorted(sampler) == list(range(len(LABELS)))
+    plain = SpeakerBalancedSampler(LABELS, utterances_per_speaker=2, shuffle=False)
+    assert list(plain) == [12, 12, 13, 14, 0, 1]
+
+
+def test_order_depends_only_on_seed_and_epoch():
+    a = SpeakerBalancedSampler(LABELS, seed=3)
+    b = SpeakerBalancedSampler(LABELS, seed=3)
+    a.set_epoch(5)
+    b.set_epoch(5)
+    assert list(a) == list(b)
+    b.set_epoch(6)
+    assert list(a) != list(b)
+    assert list(SpeakerBalancedSampler(LABELS, seed=4)) != list(SpeakerBalancedSampler(LABELS, seed=3))
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_ranks_get_equal_disjoint_strides_of_the_same_epoch(world):
+    full = SpeakerBalancedSampler(LABELS, seed=2)
+    full.set_epoch(1)
+    epoch = full.epoch_indices()  # 18 items
+    shards = []
+    for rank in range(world):
+        sampler = SpeakerBalancedSampler(LABELS, seed=2, rank=rank, world_size=world)
+        sampler.set_epoch(1)
+        shards.append(list(sampler))
+    assert {len(s) for s in shards} == {int(np.ceil(18 / world))}
+    # positions r, r+world, ... of the epoch, padded by wrap-around: disjoint positions
+    interleaved = [shards[i % world][i // world] for i in range(sum(map(len, shards)))]
+    assert interleaved == list(np.resize(epoch, len(interleaved)))
+
+
+def test_set_start_skips_the_next_iteration_only():
+    sampler = SpeakerBalancedSampler(LABELS, seed=0)
+    whole = list(sampler)
+    sampler.set_start(5)
+    assert list(sampler) == whole[5:] and len(sampler) == len(whole)
+    assert list(sampler) == whole
+    with pytest.raises(ConfigError, match="cannot skip"):
+        sampler.set_start(len(whole) + 1)
+
+
+def test_works_as_dataloader_sampler():
+    data = torch.utils.data.TensorDataset(torch.arange(len(LABELS)))
+    sampler = SpeakerBalancedSampler(LABELS, utterances_per_speaker=4, seed=0)
+    loader = torch.utils.data.DataLoader(data, batch_size=5, sampler=sampler)
+    assert len(loader) == 3
+    assert torch.cat([b[0] for b in loader]).tolist() == list(sampler)
