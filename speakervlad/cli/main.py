@@ -16,6 +16,8 @@ from ..errors import SpeakerVladError
 COMMANDS = [
     "model",
     "embed",
+    "enroll",
+    "serve",
     "score",
     "evaluate",
     "calibrate",

@@ -1,0 +1,302 @@
+"""Verifier: enroll, verify and identify speakers with calibrated decisions.
+
+A :class:`Verifier` joins a model (``load_model``), its calibration (score ->
+log-likelihood ratio) and an :class:`~speakervlad.store.EnrollmentStore`.
+Scores are cosine similarities; a speaker's profile is the mean of their
+L2-normalised per-recording embeddings, re-normalised. Thresholds come from
+calibration (a target false-accept rate or the Bayes threshold at a stated
+prior), or from an explicit ``threshold`` -- never from a built-in number.
+
+Example::
+
+    v = Verifier.from_checkpoint("model.pt", store="voices.db", far=0.01)
+    v.enroll("alice", ["alice1.wav", "alice2.wav"])
+    v.verify("alice", "unknown.wav")      # Decision(score=0.71, llr=3.2, accepted=True, ...)
+    v.identify("unknown.wav").best        # "alice", or "unknown" when nobody passes
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence, Union
+
+import numpy as np
+
+from .errors import AudioError, CalibrationError, EmbeddingError, StoreError
+from .inference import EmbeddingModel, load_model
+from .scoring.calibration import Calibration
+from .store import EnrollmentStore, validate_speaker_id
+
+logger = logging.getLogger(__name__)
+
+#: ``identify`` answers this when no enrolled speaker passes the threshold; never a speaker id
+UNKNOWN = "unknown"
+
+Audio = Union[str, Path, bytes, np.ndarray, tuple]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One accept/reject decision and everything it rests on."""
+
+    score: float  # cosine similarity
+    llr: float | None  # calibrated log-likelihood ratio; None when the model is uncalibrated
+    accepted: bool  # score >= threshold
+    threshold: float  # on the score scale
+    threshold_source: str  # where the threshold came from, in words
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Candidate(NamedTuple):
+    speaker_id: str
+    score: float
+    llr: float | None
+
+
+@dataclass(frozen=True)
+class IdentifyResult:
+    """Enrolled speakers ranked by score; ``best`` is ``"unknown"`` when none passes."""
+
+    candidates: list[Candidate]
+    best: str
+    threshold: float
+    threshold_source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "best": self.best,
+            "candidates": [c._asdict() for c in self.candidates],
+            "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
+        }
+
+
+@dataclass(frozen=True)
+class Threshold:
+    value: float  # on the score scale
+    source: str
+
+
+def resolve_threshold(
+    calibration: Calibration | None,
+    threshold: float | None = None,
+    far: float | None = None,
+    prior: float | None = None,
+) -> Threshold | None:
+    """The decision threshold: explicit, at a target FAR, or Bayes at a prior.
+
+    With none of the three, a calibrated model uses its Bayes threshold at the
+    prior it was calibrated at; an uncalibrated one has no threshold (None).
+    """
+    given = [name for name, value in (("threshold", threshold), ("far", far), ("prior", prior))
+             if value is not None]
+    if len(given) > 1:
+        raise CalibrationError(f"give one of threshold, far or prior, not {' and '.join(given)}")
+    if threshold is not None:
+        if not math.isfinite(threshold):
+            raise CalibrationError(f"threshold must be a finite number, got {threshold}")
+        return Threshold(float(threshold), "explicit threshold")
+    if calibration is None:
+        if far is not None or prior is not None:
+            raise CalibrationError(_uncalibrated(f"a decision at a given {given[0]} needs a calibrated model"))
+        return None
+    if far is None and prior is None:
+        prior = calibration.prior  # the prior the calibration was fitted at
+    value, description = calibration.decision_threshold(far=far, prior=prior)
+    return Threshold(float(value), f"calibration: {description}")
+
+
+class Verifier:
+    """Speaker verification and identification with one model and an enrollment store."""
+
+    def __init__(
+        self,
+        model: EmbeddingModel,
+        store: EnrollmentStore | None = None,
+        calibration: Calibration | None = None,
+        threshold: Threshold | None = None,
+    ):
+        self.model = model
+        self.store = store
+        self.calibration = calibration
+        self.threshold = threshold
+        self._infer = threading.Lock()  # one inference at a time: torch already uses every core
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        store: EnrollmentStore | str | Path | None = None,
+        threshold: float | None = None,
+        far: float | None = None,
+        prior: float | None = None,
+        device: str = "cpu",
+    ) -> Verifier:
+        """Load a model checkpoint and (optionally) open an enrollment store.
+
+        The decision threshold is ``threshold`` (explicit score), or the score
+        at false-accept rate ``far``, or the Bayes threshold at target ``prior``,
+        the last two from the checkpoint's calibration.
+        """
+        model = load_model(path, device=device)
+        calibration = Calibration.from_dict(model.calibration) if model.calibration else None
+        chosen = resolve_threshold(calibration, threshold, far, prior)
+        if calibration is None and chosen is None:
+            logger.debug("%s is uncalibrated: decisions need an explicit threshold", path)
+        if isinstance(store, (str, Path)):
+            store = EnrollmentStore(store)
+        return cls(model, store, calibration, chosen)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.model.fingerprint
+
+    # -- embeddings ----------------------------------------------------------
+
+    def load(self, audio: Audio, sample_rate: int | None = None, name: str | None = None) -> np.ndarray:
+        """Decode ``audio`` (path, bytes, array + rate, or ``(array, rate)``) to 16 kHz mono."""
+        if isinstance(audio, tuple):
+            if len(audio) != 2:
+                raise AudioError("<tuple>", "audio as a tuple must be (samples, sample_rate)")
+            audio, sample_rate = audio
+        return self.model.load(audio, sample_rate, name=name)
+
+    def embed(self, audio: Audio, sample_rate: int | None = None, name: str | None = None) -> np.ndarray:
+        """L2-normalised embedding (E,) of one recording."""
+        wave = self.load(audio, sample_rate, name)  # (N,) 16 kHz
+        with self._infer:
+            vector = np.asarray(self.model.embed_waveform(wave), dtype=np.float32)  # (E,)
+        return _normalise(vector[None, :], name or _describe(audio))[0]
+
+    # -- decisions -------------------------------------------------------------
+
+    def compare(self, a: Audio, b: Audio, sample_rate: int | None = None) -> Decision:
+        """Are two recordings from the same speaker?"""
+        threshold = self._require_threshold()
+        score = float(self.embed(a, sample_rate) @ self.embed(b, sample_rate))
+        return self._decide(score, threshold)
+
+    def verify(self, speaker_id: str, audio: Audio, sample_rate: int | None = None) -> Decision:
+        """Is ``audio`` the enrolled speaker ``speaker_id``?"""
+        threshold = self._require_threshold()
+        profile = _centroid(self._store().profile(speaker_id, self.fingerprint))  # (E,)
+        score = float(self.embed(audio, sample_rate) @ profile)
+        return self._decide(score, threshold)
+
+    def identify(self, audio: Audio, top_k: int = 5, sample_rate: int | None = None) -> IdentifyResult:
+        """Rank enrolled speakers by score; ``best`` is ``"unknown"`` unless the top one passes."""
+        if top_k < 1:
+            raise StoreError(f"top_k must be at least 1, got {top_k}")
+        threshold = self._require_threshold()
+        profiles = self._store().all_profiles(self.fingerprint)
+        embedding = self.embed(audio, sample_rate)  # (E,)
+        if not profiles:
+            return IdentifyResult([], UNKNOWN, threshold.value, threshold.source)
+        ids = list(profiles)
+        centroids = np.stack([_centroid(profiles[sid]) for sid in ids])  # (S, E)
+        scores = centroids @ embedding  # (S,)
+        order = np.argsort(-scores, kind="stable")[:top_k]
+        llrs = self._llr(scores[order])
+        candidates = [Candidate(ids[i], float(scores[i]), None if llrs is None else float(llrs[j]))
+                      for j, i in enumerate(order)]
+        best = candidates[0].speaker_id if candidates[0].score >= threshold.value else UNKNOWN
+        return IdentifyResult(candidates, best, threshold.value, threshold.source)
+
+    # -- enrollment ----------------------------------------------------------------
+
+    def enroll(
+        self,
+        speaker_id: str,
+        audios: Sequence[Audio],
+        labels: Sequence[str] | None = None,
+        sample_rate: int | None = None,
+        replace: bool = False,
+    ) -> int:
+        """Embed each recording and store it for ``speaker_id``; return their total recordings.
+
+        All recordings are decoded before anything is stored: one bad file stores nothing.
+        """
+        validate_enrollable_id(speaker_id)
+        if isinstance(audios, (str, Path, bytes, np.ndarray, tuple)):
+            audios = [audios]
+        if not audios:
+            raise StoreError(f"no recordings given to enroll {speaker_id!r}")
+        labels = list(labels) if labels is not None else [_describe(a, i) for i, a in enumerate(audios)]
+        if len(labels) != len(audios):
+            raise StoreError(f"{len(audios)} recordings but {len(labels)} labels")
+        store = self._store()
+        matrix = np.stack([self.embed(a, sample_rate, name=label) for a, label in zip(audios, labels)])
+        total = store.add(speaker_id, matrix, labels, self.fingerprint, replace=replace)  # (n, E)
+        logger.debug("enrolled %s: %d recording(s) added, %d in total", speaker_id, len(matrix), total)
+        return total
+
+    def remove(self, speaker_id: str) -> int:
+        """Forget a speaker; return how many recordings were deleted."""
+        return self._store().remove(speaker_id)
+
+    def speakers(self) -> list[dict[str, Any]]:
+        """Enrolled speakers: id, recordings, and whether they match this model."""
+        return [
+            {"speaker_id": info.speaker_id, "recordings": info.recordings,
+             "current_model": info.fingerprints == (self.fingerprint,)}
+            for info in self._store().speakers()
+        ]
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _store(self) -> EnrollmentStore:
+        if self.store is None:
+            raise StoreError("this Verifier has no enrollment store: pass store='voices.db'")
+        return self.store
+
+    def _require_threshold(self) -> Threshold:
+        if self.threshold is None:
+            raise CalibrationError(_uncalibrated("this model has no calibration"))
+        return self.threshold
+
+    def _llr(self, scores: np.ndarray) -> np.ndarray | None:
+        if self.calibration is None:
+            return None
+        return np.asarray(self.calibration.llr(np.asarray(scores, dtype=np.float64)), dtype=np.float64)
+
+    def _decide(self, score: float, threshold: Threshold) -> Decision:
+        llrs = self._llr(np.array([score]))
+        llr = None if llrs is None else float(llrs[0])
+        return Decision(score, llr, score >= threshold.value, threshold.value, threshold.source)
+
+
+def validate_enrollable_id(speaker_id: str) -> str:
+    """A valid speaker id that is not the reserved ``"unknown"``."""
+    validate_speaker_id(speaker_id)
+    if speaker_id == UNKNOWN:
+        raise StoreError(f"invalid speaker id {UNKNOWN!r}: it is reserved (identify answers it when nobody matches)")
+    return speaker_id
+
+
+def _uncalibrated(reason: str) -> str:
+    return (f"{reason}: pass an explicit score threshold (threshold=..., --threshold T) "
+            "or calibrate the model on trials (speakervlad calibrate)")
+
+
+def _normalise(matrix: np.ndarray, name: str) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)  # (n, 1)
+    if not np.all(np.isfinite(matrix)) or np.any(norms == 0):
+        raise EmbeddingError(f"{name}: the model gave a zero or non-finite embedding; check the audio")
+    return (matrix / norms).astype(np.float32)
+
+
+def _centroid(embeddings: np.ndarray) -> np.ndarray:
+    """Mean of L2-normalised embeddings (n, E), re-normalised -> (E,)."""
+    mean = _normalise(embeddings, "profile").mean(axis=0)
+    return _normalise(mean[None, :], "profile")[0]
+
+
+def _describe(audio: Audio, index: int = 0) -> str:
+    if isinstance(audio, (str, Path)):
+        return Path(audio).name
+    return f"recording-{index + 1}"

@@ -1,0 +1,370 @@
+"""Persistent enrollment store: speakers and their per-recording embeddings in SQLite.
+
+One file, WAL mode (readers never block the writer), a busy timeout so that
+concurrent processes wait for each other instead of failing, every write in one
+``BEGIN IMMEDIATE ... COMMIT`` transaction (a crash leaves a speaker either
+fully enrolled or absent), and only parameterised SQL. The schema is versioned
+(``PRAGMA user_version`` and a ``meta`` table); a store written by a newer
+version is refused rather than misread.
+
+Each embedding records the fingerprint of the model that produced it; reading a
+profile for another model is refused, because scores across models mean nothing.
+
+>>> import tempfile, numpy as np
+>>> store = EnrollmentStore(tempfile.mkdtemp() + "/voices.db")
+>>> store.add("alice", np.ones((2, 4), np.float32), ["a.wav", "b.wav"], "model-1")
+2
+>>> store.profile("alice", "model-1").shape
+(2, 4)
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import StoreError, UnknownSpeakerError
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+APPLICATION = "speakervlad-enrollment-store"
+BUSY_TIMEOUT_MS = 30_000
+MAX_LABEL_CHARS = 512
+_SPEAKER_ID = re.compile(r"[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,63}")
+
+_SCHEMA = (
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE speakers (id TEXT PRIMARY KEY, created REAL NOT NULL)",
+    """CREATE TABLE embeddings (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        speaker_id TEXT NOT NULL REFERENCES speakers(id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        dim INTEGER NOT NULL CHECK (dim > 0),
+        vector BLOB NOT NULL CHECK (length(vector) = 4 * dim),
+        created REAL NOT NULL)""",
+    "CREATE INDEX embeddings_by_speaker ON embeddings(speaker_id)",
+)
+
+
+@dataclass(frozen=True)
+class SpeakerInfo:
+    """One enrolled speaker: how many recordings, from which model(s)."""
+
+    speaker_id: str
+    recordings: int
+    fingerprints: tuple[str, ...]
+    created: float
+
+
+def validate_speaker_id(speaker_id: object) -> str:
+    """Return ``speaker_id`` if it is 1-64 of ``A-Z a-z 0-9 . _ - @``, not starting with '.'."""
+    if not isinstance(speaker_id, str) or not _SPEAKER_ID.fullmatch(speaker_id):
+        shown = repr(speaker_id) if len(repr(speaker_id)) <= 80 else repr(speaker_id)[:77] + "..."
+        raise StoreError(
+            f"invalid speaker id {shown}: use 1-64 characters from letters, digits and . _ - @ "
+            "(ASCII), not starting with '.'"
+        )
+    return speaker_id
+
+
+class EnrollmentStore:
+    """Enrolled speakers in one SQLite file; safe across threads and processes.
+
+    Each thread (and each process, after a fork) gets its own connection.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory; give the path of a .db file")
+        if not self.path.parent.exists():
+            raise StoreError(f"{self.path}: the folder {self.path.parent} does not exist")
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._initialise()
+
+    # -- connections -------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        try:
+            conn = sqlite3.connect(
+                str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints in WAL mode
+        except sqlite3.DatabaseError as err:
+            raise StoreError(
+                f"{self.path} is not a speakervlad enrollment store or cannot be opened "
+                f"(SQLite says: {err})"
+            ) from None
+        self._local.conn, self._local.pid = conn, os.getpid()
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection this store opened (in this process)."""
+        with self._lock:
+            conns, self._connections = self._connections, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> EnrollmentStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write(self) -> _Transaction:
+        return _Transaction(self._connect(), "BEGIN IMMEDIATE", self.path)
+
+    def _read(self) -> _Transaction:
+        return _Transaction(self._connect(), "BEGIN", self.path)
+
+    # -- schema ------------------------------------------------------------
+
+    def _initialise(self) -> None:
+        conn = self._connect()
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.DatabaseError as err:
+            raise StoreError(
+                f"{self.path} is not a speakervlad enrollment store (SQLite says: {err})"
+            ) from None
+        if mode.lower() != "wal":
+            logger.warning("%s: journal mode is %s, not WAL", self.path, mode)
+        with self._write() as cur:
+            version = cur.execute("PRAGMA user_version").fetchone()[0]
+            tables = {row[0] for row in cur.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if version == 0 and not tables:
+                for statement in _SCHEMA:
+                    cur.execute(statement)
+                cur.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [("application", APPLICATION), ("schema_version", str(SCHEMA_VERSION)),
+                     ("created", str(time.time()))],
+                )
+                cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+                logger.info("created enrollment store %s (schema v%d)", self.path, SCHEMA_VERSION)
+                return
+            self._check_schema(cur, version, tables)
+
+    def _check_schema(self, cur: sqlite3.Cursor, version: int, tables: set[str]) -> None:
+        meta = dict(cur.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
+        if meta.get("application") != APPLICATION:
+            raise StoreError(
+                f"{self.path} is an SQLite file but not a speakervlad enrollment store; "
+                "give another --db path"
+            )
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} uses enrollment-store schema v{version}, written by a newer "
+                f"speakervlad; this version reads v{SCHEMA_VERSION}: upgrade speakervlad"
+            )
+        if version != SCHEMA_VERSION or meta.get("schema_version") != str(SCHEMA_VERSION):
+            raise StoreError(
+                f"{self.path} has an unknown enrollment-store schema version "
+                f"(user_version {version}, meta {meta.get('schema_version')!r}); "
+                f"this speakervlad reads v{SCHEMA_VERSION}"
+            )
+
+    # -- writes ------------------------------------------------------------
+
+    def add(
+        self,
+        speaker_id: str,
+        embeddings: np.ndarray,
+        labels: Sequence[str],
+        fingerprint: str,
+        replace: bool = False,
+    ) -> int:
+        """Add one embedding per recording (``embeddings`` (n, E)); return the speaker's total.
+
+        Adding to a speaker enrolled with another model is refused unless
+        ``replace`` (then the old embeddings are dropped in the same transaction).
+        """
+        validate_speaker_id(speaker_id)
+        matrix = _check_matrix(embeddings)  # (n, E)
+        labels = [str(label) for label in labels]
+        if len(labels) != len(matrix):
+            raise StoreError(f"{len(matrix)} embeddings but {len(labels)} labels")
+        if any(len(label) > MAX_LABEL_CHARS for label in labels):
+            raise StoreError(f"recording labels are limited to {MAX_LABEL_CHARS} characters")
+        if not fingerprint:
+            raise StoreError("a model fingerprint is required to store embeddings")
+        now = time.time()
+        rows = [(speaker_id, label, fingerprint, matrix.shape[1], vec.tobytes(), now)
+                for label, vec in zip(labels, matrix)]
+        with self._write() as cur:
+            cur.execute("INSERT OR IGNORE INTO speakers (id, created) VALUES (?, ?)", (speaker_id, now))
+            if replace:
+                cur.execute("DELETE FROM embeddings WHERE speaker_id = ?", (speaker_id,))
+            else:
+                _refuse_other_model(cur, speaker_id, fingerprint, matrix.shape[1])
+            cur.executemany(
+                "INSERT INTO embeddings (speaker_id, label, fingerprint, dim, vector, created) "
+                "VALUES (?, ?, ?, ?, ?, ?)", rows,
+            )
+            total = cur.execute(
+                "SELECT COUNT(*) FROM embeddings WHERE speaker_id = ?", (speaker_id,)
+            ).fetchone()[0]
+        logger.debug("enrolled %d recording(s) for %s", len(rows), speaker_id)
+        return int(total)
+
+    def remove(self, speaker_id: str) -> int:
+        """Delete a speaker and all their embeddings; return how many embeddings went."""
+        validate_speaker_id(speaker_id)
+        with self._write() as cur:
+            gone = cur.execute("DELETE FROM embeddings WHERE speaker_id = ?", (speaker_id,)).rowcount
+            if cur.execute("DELETE FROM speakers WHERE id = ?", (speaker_id,)).rowcount == 0:
+                raise UnknownSpeakerError(f"speaker {speaker_id!r} is not enrolled")
+        return int(gone)
+
+    # -- reads -------------------------------------------------------------
+
+    def profile(self, speaker_id: str, fingerprint: str) -> np.ndarray:
+        """The speaker's embeddings (n, E) from the model ``fingerprint``.
+
+        Raises UnknownSpeakerError if absent, StoreError if enrolled with another model.
+        """
+        validate_speaker_id(speaker_id)
+        with self._read() as cur:
+            if cur.execute("SELECT 1 FROM speakers WHERE id = ?", (speaker_id,)).fetchone() is None:
+                raise UnknownSpeakerError(f"speaker {speaker_id!r} is not enrolled; enroll them first")
+            rows = cur.execute(
+                "SELECT fingerprint, dim, vector FROM embeddings WHERE speaker_id = ? ORDER BY id",
+                (speaker_id,),
+            ).fetchall()
+        return _matrix_for(speaker_id, rows, fingerprint)
+
+    def all_profiles(self, fingerprint: str) -> dict[str, np.ndarray]:
+        """Every speaker enrolled with model ``fingerprint``: id -> (n, E).
+
+        Speakers enrolled with another model are skipped (and logged).
+        """
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT speaker_id, fingerprint, dim, vector FROM embeddings ORDER BY speaker_id, id"
+            ).fetchall()
+        grouped: dict[str, list[tuple[str, int, bytes]]] = {}
+        for speaker_id, *rest in rows:
+            grouped.setdefault(speaker_id, []).append(tuple(rest))
+        profiles, skipped = {}, []
+        for speaker_id, group in grouped.items():
+            if any(fp != fingerprint for fp, _, _ in group):
+                skipped.append(speaker_id)
+                continue
+            profiles[speaker_id] = _matrix_for(speaker_id, group, fingerprint)
+        if skipped:
+            logger.warning(
+                "%d speaker(s) enrolled with another model are skipped (re-enroll them): %s",
+                len(skipped), ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else ""),
+            )
+        return profiles
+
+    def speakers(self) -> list[SpeakerInfo]:
+        """Every enrolled speaker, sorted by id, with their recording counts."""
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT s.id, s.created, COUNT(e.id), group_concat(DISTINCT e.fingerprint) "
+                "FROM speakers s LEFT JOIN embeddings e ON e.speaker_id = s.id "
+                "GROUP BY s.id ORDER BY s.id"
+            ).fetchall()
+        return [
+            SpeakerInfo(sid, int(count), tuple(sorted(fps.split(","))) if fps else (), float(created))
+            for sid, created, count, fps in rows
+        ]
+
+    def __contains__(self, speaker_id: str) -> bool:
+        with self._read() as cur:
+            return cur.execute("SELECT 1 FROM speakers WHERE id = ?", (speaker_id,)).fetchone() is not None
+
+    def __len__(self) -> int:
+        with self._read() as cur:
+            return int(cur.execute("SELECT COUNT(*) FROM speakers").fetchone()[0])
+
+    def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check`` result (``"ok"`` when sound)."""
+        return "\n".join(row[0] for row in self._connect().execute("PRAGMA integrity_check"))
+
+
+class _Transaction:
+    """``with`` block running one transaction; SQLite errors become StoreError."""
+
+    def __init__(self, conn: sqlite3.Connection, begin: str, path: Path):
+        self.conn, self.begin, self.path = conn, begin, path
+
+    def __enter__(self) -> sqlite3.Cursor:
+        try:
+            self.conn.execute(self.begin)
+        except sqlite3.OperationalError as err:
+            raise StoreError(f"{self.path}: cannot start a transaction ({err})") from None
+        return self.conn.cursor()
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is None:
+            try:
+                self.conn.execute("COMMIT")
+                return
+            except sqlite3.DatabaseError as err:
+                self.conn.execute("ROLLBACK")
+                raise StoreError(f"{self.path}: commit failed ({err})") from None
+        self.conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+
+def _check_matrix(embeddings: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(embeddings, dtype="<f4")
+    if matrix.ndim == 1:
+        matrix = matrix[None, :]
+    if matrix.ndim != 2 or matrix.shape[0] == 0 or matrix.shape[1] == 0:
+        raise StoreError(f"expected an (n, E) embedding matrix with n, E > 0, got shape {matrix.shape}")
+    if not np.all(np.isfinite(matrix)):
+        raise StoreError("embeddings contain NaN or infinite values; they were not stored")
+    return np.ascontiguousarray(matrix)
+
+
+def _refuse_other_model(cur: sqlite3.Cursor, speaker_id: str, fingerprint: str, dim: int) -> None:
+    other = cur.execute(
+        "SELECT fingerprint, dim FROM embeddings WHERE speaker_id = ? AND (fingerprint != ? OR dim != ?) "
+        "LIMIT 1", (speaker_id, fingerprint, dim),
+    ).fetchone()
+    if other is not None:
+        raise StoreError(
+            f"speaker {speaker_id!r} is enrolled with another model (fingerprint {other[0][:12]}, "
+            f"dim {other[1]}), this one is {fingerprint[:12]} (dim {dim}); re-enroll them "
+            "from scratch (remove the speaker first, or replace=True)"
+        )
+
+
+def _matrix_for(speaker_id: str, rows: Sequence[tuple[str, int, bytes]], fingerprint: str) -> np.ndarray:
+    others = sorted({fp for fp, _, _ in rows if fp != fingerprint})
+    if others:
+        raise StoreError(
+            f"speaker {speaker_id!r} was enrolled with another model (fingerprint "
+            f"{', '.join(fp[:12] for fp in others)}), not the loaded one ({fingerprint[:12]}); "
+            "scores across models are meaningless: re-enroll the speaker with this model"
+        )
+    if not rows:
+        raise StoreError(f"speaker {speaker_id!r} has no enrolled recordings; enroll them again")
+    dim = rows[0][1]
+    return np.stack([np.frombuffer(blob, dtype="<f4", count=dim) for _, _, blob in rows])  # (n, E)
+
