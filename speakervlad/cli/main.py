@@ -21,6 +21,7 @@ COMMANDS = [
     "score",
     "evaluate",
     "calibrate",
+    "synth",
 ]
 
 EXIT_ERROR = 2
