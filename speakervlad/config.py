@@ -176,6 +176,11 @@ def _coerce(kind: Any, value: Any, where: str) -> Any:
         return from_dict(kind, value, where)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if kind is float and isinstance(value, str):
+        try:  # YAML 1.1 reads "5e-5" (no dot) as a string
+            return float(value)
+        except ValueError:
+            pass
     base = kind if isinstance(kind, type) else None
     if base is not None and (not isinstance(value, base) or (base is int and isinstance(value, bool))):
         raise ConfigError(f"{where}: expected {base.__name__}, got {value!r}")

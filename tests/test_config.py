@@ -35,6 +35,7 @@ def test_unknown_named_config_lists_names():
 def test_overrides_and_round_trip(tmp_path):
     cfg = apply_overrides(load_config("resnet34_tstp"), ["model.embedding_dim=128", "optim.lr=0.05"])
     assert cfg.model.embedding_dim == 128 and cfg.optim.lr == 0.05
+    assert apply_overrides(cfg, ["optim.final_lr=5e-5"]).optim.final_lr == 5e-5
     dump_config(cfg, tmp_path / "c.yaml")
     assert load_config(tmp_path / "c.yaml") == cfg
     with pytest.raises(ConfigError, match="did you mean 'embedding_dim'"):
