@@ -10,26 +10,41 @@ when the context covers the trunk's receptive field; memory stays bounded by
 the chunk size. Frontends whose normalisation needs utterance statistics
 (fbank mean subtraction) take one extra cheap pass over the audio for them.
 
+Speed: inference runs on a copy of the network with BatchNorm folded into the
+convolutions and channels-last weights (fp32, equal to the plain network to
+float rounding). ``precision="bf16"`` runs the trunk under bfloat16 autocast
+(frontend and pooling stay fp32), about twice as fast on CPUs with AVX512-BF16
+or AMX and on recent GPUs; embeddings keep a cosine similarity above 0.999.
+
 >>> model = load_model("model.pt")                          # doctest: +SKIP
 >>> model.embed("speech.wav").shape                         # doctest: +SKIP
 (512,)
 """
 from __future__ import annotations
 
+import contextlib
+import copy
+import ctypes
+import logging
 import math
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .audio import AudioSource, load_audio
 from .checkpoint import Checkpoint, load_checkpoint, model_fingerprint
+from .errors import ConfigError
 from .models.speaker_net import SpeakerNet
 
 DEFAULT_CHUNK_SECONDS = 60.0
 DEFAULT_CONTEXT_SECONDS = 4.0
+PRECISIONS = ("fp32", "bf16")
+
+logger = logging.getLogger(__name__)
 
 
 class EmbeddingModel:
@@ -42,9 +57,16 @@ class EmbeddingModel:
         device: str | torch.device = "cpu",
         chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
         context_seconds: float = DEFAULT_CONTEXT_SECONDS,
+        precision: str = "fp32",
+        fuse: bool = True,
     ):
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.net = net.to(device).eval()
         self.device = torch.device(device)
+        self.precision = precision
+        #: the network that runs: BatchNorm folded and channels-last weights (``fuse``), or ``net`` itself
+        self.runner = inference_copy(self.net) if fuse else self.net
         self.checkpoint = checkpoint
         self.config = net.config
         self.calibration = checkpoint.calibration if checkpoint else None
@@ -56,6 +78,11 @@ class EmbeddingModel:
         self._unit = unit
         self._chunk = max(unit, round(chunk_seconds * self.sample_rate / unit) * unit)
         self._context = math.ceil(context_seconds * self.sample_rate / unit) * unit
+
+    @property
+    def whole_seconds(self) -> float:
+        """Recordings up to this long go through the network whole; longer ones in chunks."""
+        return (self._chunk + 2 * self._context) / self.sample_rate
 
     # ---- public API -------------------------------------------------------
     def load(self, source: AudioSource, sample_rate: int | None = None, name: str | None = None) -> np.ndarray:
@@ -88,13 +115,27 @@ class EmbeddingModel:
             for start in range(0, len(order), batch_size):
                 index = order[start : start + batch_size]
                 batch, lengths = pad_batch([waves[i] for i in index])
-                emb = self.net(batch.to(self.device), lengths.to(self.device))
-                out[index] = emb.float().cpu().numpy()
+                out[index] = self.forward(batch.to(self.device), lengths.to(self.device)).cpu().numpy()
         return out
+
+    def forward(self, waves: Tensor, lengths: Tensor) -> Tensor:
+        """Embeddings (B, E) float32 of a padded batch (B, N) with lengths (B,): the network at this precision."""
+        net = self.runner
+        feats, frame_lengths = net.frontend(waves, lengths)  # (B, F, T), fp32
+        frames, frame_lengths = self._trunk(feats, frame_lengths)
+        return net.embedding(net.pooling(frames, frame_lengths))
+
+    def _trunk(self, feats: Tensor, frame_lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """The trunk (the bulk of the compute) at this model's precision; frames returned as fp32."""
+        bf16 = self.precision == "bf16"
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with autocast:
+            frames, frame_lengths = self.runner.trunk(feats, frame_lengths)  # (B, D, T')
+        return frames.float(), frame_lengths
 
     # ---- chunked streaming --------------------------------------------------
     def _embed_chunked(self, wave: Tensor) -> Tensor:
-        net = self.net
+        net = self.runner
         frontend = net.frontend
         norm = self._utterance_norm_stats(wave) if frontend.needs_utterance_stats else None
         stats = None
@@ -103,7 +144,7 @@ class EmbeddingModel:
             lengths = torch.tensor([b - a], device=self.device)
             feats, frame_lengths = frontend.raw(piece, lengths)
             feats = frontend.normalize(feats, frame_lengths, norm)
-            frames, out_lengths = net.trunk(feats, frame_lengths)  # (1, D, T')
+            frames, out_lengths = self._trunk(feats, frame_lengths)  # (1, D, T')
             end = int(out_lengths[0]) if keep_to is None else keep_to
             core = frames[..., keep_from:end]
             chunk_stats = net.pooling.stats(core, torch.tensor([core.shape[-1]], device=self.device))
@@ -145,7 +186,48 @@ def pad_batch(waves: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:
     return batch, lengths
 
 
+def inference_copy(net: SpeakerNet) -> SpeakerNet:
+    """A copy of ``net`` for inference: each BatchNorm folded into its convolution, channels-last
+    weights, in-place elementwise steps.
+
+    Equal to ``net`` in eval mode to float rounding; fewer passes over memory and
+    allocations, and oneDNN convolutions without layout conversions. Not for training.
+    """
+    fast = copy.deepcopy(net).eval()
+    for module in list(fast.modules()):
+        for name, child in list(module.named_children()):
+            if (isinstance(child, nn.Sequential) and len(child) >= 2
+                    and isinstance(child[0], nn.Conv2d) and isinstance(child[1], nn.BatchNorm2d)):
+                setattr(module, name, nn.Sequential(fuse_conv_bn_eval(child[0], child[1]), *list(child)[2:]))
+    for module in fast.modules():
+        if hasattr(module, "inplace"):  # nn.ReLU and the trunk blocks (see models/resnet.py)
+            module.inplace = True
+    return fast.to(memory_format=torch.channels_last)
+
+
+def retain_freed_memory() -> bool:
+    """Make glibc's malloc keep freed memory for reuse instead of handing it back to the OS.
+
+    A forward pass allocates activations of hundreds of MB; by default each is a
+    fresh ``mmap`` whose pages fault in again on every pass. Kept in the heap
+    they are reused: about 25% faster on CPU for inputs of 10 s and more. The
+    process then keeps its peak memory. Process-wide, so entry points call it
+    (``speakervlad extract`` does); returns False where it does not apply (not glibc).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameters (malloc.h)
+    done = bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+    logger.debug("malloc keeps freed memory: %s", done)
+    return done
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu", **options) -> EmbeddingModel:
-    """Load a checkpoint for inference (``options``: chunk_seconds, context_seconds)."""
+    """Load a checkpoint for inference.
+
+    ``options``: chunk_seconds, context_seconds, precision ("fp32" | "bf16"), fuse (fold BatchNorm).
+    """
     checkpoint = load_checkpoint(path)
     return EmbeddingModel(checkpoint.build_model(device), checkpoint, device, **options)

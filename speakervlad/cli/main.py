@@ -18,9 +18,12 @@ from ..errors import SpeakerVladError
 COMMANDS = {
     "model": "model",
     "synth": "synth",
+    "prepare": "prepare",
     "train": "train",
     "average": "train",
     "embed": "embed",
+    "extract": "extract",
+    "extract-merge": "extract",
     "score": "score",
     "eval": "evaluate",
     "calibrate": "calibrate",
@@ -29,6 +32,7 @@ COMMANDS = {
     "identify": "enroll",
     "speakers": "enroll",
     "serve": "serve",
+    "export": "export",
 }
 
 EXIT_ERROR = 2

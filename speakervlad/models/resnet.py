@@ -8,6 +8,11 @@ same frames as the whole (see :mod:`speakervlad.inference`).
 
 Each trunk declares ``out_dim`` (channels x remaining frequency bins) and
 ``time_stride`` (input frames per output frame).
+
+Every block and trunk has an ``inplace`` flag (off by default), which
+:func:`speakervlad.inference.inference_copy` turns on: ReLU, residual additions
+and the zeroing of padded frames then reuse the convolutions' output tensors
+(no autograd, fewer passes over memory), with the same results.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from torch import Tensor, nn
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..registry import Registry
-from ..masking import mask_time, pool_lengths, stride_lengths
+from ..masking import mask_time, pool_lengths, stride_lengths, zero_padding_
 
 TRUNKS: Registry[nn.Module] = Registry("trunk")
 
@@ -28,7 +33,22 @@ def _conv_bn(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential
     )
 
 
-class BasicBlock(nn.Module):
+class _InPlace(nn.Module):
+    """Elementwise steps that run in place when ``inplace`` is set (inference only)."""
+
+    inplace = False
+
+    def mask(self, x: Tensor, lengths: Tensor) -> Tensor:
+        return zero_padding_(x, lengths) if self.inplace else mask_time(x, lengths)
+
+    def relu(self, x: Tensor) -> Tensor:
+        return x.relu_() if self.inplace else x.relu()
+
+    def add(self, x: Tensor, y: Tensor) -> Tensor:
+        return x.add_(y) if self.inplace else x + y
+
+
+class BasicBlock(_InPlace):
     """Two 3x3 convolutions with a shortcut (ResNet-18/34)."""
 
     def __init__(self, cin: int, cout: int, stride: int):
@@ -40,12 +60,12 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         lengths = stride_lengths(lengths, self.stride)
-        out = mask_time(self.conv1(x).relu(), lengths)
-        out = (self.conv2(out) + self.shortcut(x)).relu()
-        return mask_time(out, lengths), lengths
+        out = self.mask(self.relu(self.conv1(x)), lengths)
+        out = self.relu(self.add(self.conv2(out), self.shortcut(x)))
+        return self.mask(out, lengths), lengths
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_InPlace):
     """1x1 (strided) -> 3x3 -> 1x1 with a shortcut, as in the reference Keras code."""
 
     def __init__(self, cin: int, widths: tuple[int, int, int], stride: int):
@@ -59,13 +79,13 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         lengths = stride_lengths(lengths, self.stride)
-        out = mask_time(self.reduce(x).relu(), lengths)
-        out = self.conv(out).relu()
-        out = (self.expand(out) + self.shortcut(x)).relu()
-        return mask_time(out, lengths), lengths
+        out = self.mask(self.relu(self.reduce(x)), lengths)
+        out = self.relu(self.conv(out))
+        out = self.relu(self.add(self.expand(out), self.shortcut(x)))
+        return self.mask(out, lengths), lengths
 
 
-class _Stages(nn.Module):
+class _Stages(_InPlace):
     def run_blocks(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         for block in self.blocks:
             x, lengths = block(x, lengths)
@@ -108,7 +128,7 @@ class ThinResNet34(_Stages):
         x = self.stem(feats[:, None])  # (B, 64, F, T)
         x = self.pool(x)  # (B, 64, F/2, T/2); inputs are >= 0 after ReLU
         lengths = pool_lengths(lengths, 2)
-        x, lengths = self.run_blocks(mask_time(x, lengths), lengths)
+        x, lengths = self.run_blocks(self.mask(x, lengths), lengths)
         x = self.freq_pool(x)  # (B, 512, 7, T/16)
         return x.flatten(1, 2), lengths  # (B, 3584, T/16)
 
@@ -139,7 +159,7 @@ class ResNet34(_Stages):
         self.time_stride = 8
 
     def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        x = mask_time(self.stem(feats[:, None]), lengths)  # (B, w, F, T)
+        x = self.mask(self.stem(feats[:, None]), lengths)  # (B, w, F, T)
         x, lengths = self.run_blocks(x, lengths)  # (B, 8w, F/8, T/8)
         return x.flatten(1, 2), lengths
 

@@ -1,0 +1,427 @@
+"""Batch extraction of embeddings at scale (``speakervlad extract``).
+
+1. **Items**: keys (paths relative to an audio root) from a list file, a TSV
+   utterance list (:mod:`speakervlad.data.lists`) or every audio file under a folder.
+2. **Shard**: the keys sorted, every n-th from the i-th (``--shard i/n``, or
+   ``RANK``/``WORLD_SIZE`` under ``torchrun``): a deterministic partition.
+3. **Plan**: durations from file headers (``ffprobe`` for M4A and the like),
+   longest first, grouped into batches of similar length (at most ``batch_size``
+   files and ``max_batch_seconds`` of padded audio). Files longer than the
+   model's chunk length go alone through its chunked path, in bounded memory.
+4. **Run**: a thread pool decodes the next batches while the model embeds the
+   current one. Finished rows are saved every ``part_seconds`` as parts under
+   ``OUT/.parts`` (atomic writes), so a killed run resumes where it stopped and a
+   re-run skips every key already done. Unusable files are counted, listed in
+   ``OUT/unusable.tsv`` and skipped.
+5. **Finish**: the parts become the embedding directory ``OUT`` (rows in key order).
+
+A sharded run writes ``OUT/shard-i-of-n``; the last shard to finish merges all
+of them into ``OUT`` (the same rows as an unsharded run). Shards made on other
+machines are merged with :func:`merge_shards` (``speakervlad extract-merge``).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from .audio import is_audio_file
+from .data.readable import probe_duration
+from .embeddings import KEYS_FILE, Embeddings, load_embeddings, save_embeddings
+from .errors import AudioError, ConfigError, EmbeddingError
+from .inference import EmbeddingModel
+
+logger = logging.getLogger(__name__)
+
+PARTS_DIR = ".parts"
+MERGE_LOCK = ".merge-lock"
+UNUSABLE_FILE = "unusable.tsv"
+UNUSABLE_HEADER = "# unusable audio: key<TAB>path<TAB>reason"
+SHARD_DIR = re.compile(r"^shard-(\d+)-of-(\d+)$")
+Unusable = tuple[str, str, str]  # key, path, reason
+
+
+@dataclass(frozen=True)
+class Item:
+    """One recording to embed: its ``key`` (relative path) and file ``path``."""
+
+    key: str
+    path: str
+
+
+@dataclass
+class ExtractResult:
+    out: Path  # the embedding directory written (this shard's, or the merged one)
+    embedded: int  # rows in ``out``
+    computed: int  # rows computed by this run (the others were done before)
+    unusable: list[Unusable] = field(default_factory=list)  # as listed in out/unusable.tsv
+    audio_seconds: float = 0.0  # audio embedded by this run
+    wall_seconds: float = 0.0
+    merged: bool = False  # this process merged all shards into the final directory
+
+
+# ---- items and shards -------------------------------------------------------
+def list_items(list_file: str | Path | None = None, audio_root: str | Path | None = None) -> list[Item]:
+    """Items of a list file (keys resolved against ``audio_root``) or of every audio file under it.
+
+    A list file holds one key per line (``#`` comments allowed), or is a TSV
+    utterance list ``key<TAB>speaker<TAB>path`` (paths relative to the list's folder).
+    """
+    if list_file is None:
+        if audio_root is None:
+            raise ConfigError("give a list file (--list) or an audio folder (--audio-root)")
+        root = Path(audio_root)
+        if not root.is_dir():
+            raise ConfigError(f"{root}: no such folder")
+        files = sorted(p for p in root.rglob("*") if p.is_file() and is_audio_file(p))
+        if not files:
+            raise ConfigError(f"{root}: no audio files below it")
+        return [Item(p.relative_to(root).as_posix(), str(p)) for p in files]
+    path = Path(list_file)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such list file")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if any("\t" in line for line in lines if not line.startswith("#")):
+        return _items_of_utterance_list(path)
+    root = Path(audio_root) if audio_root is not None else Path()
+    items, seen = [], {}
+    for number, line in enumerate(lines, 1):
+        key = line.strip()
+        if not key or key.startswith("#"):
+            continue
+        if key in seen:
+            raise ConfigError(f"{path}:{number}: key {key!r} is already listed on line {seen[key]}")
+        seen[key] = number
+        items.append(Item(key, str(root / key)))
+    if not items:
+        raise ConfigError(f"{path}: lists no files")
+    return items
+
+
+def _items_of_utterance_list(path: Path) -> list[Item]:
+    from .data.lists import read_list
+
+    utts = read_list(path)
+    perturbed = sum(u.speed != 1.0 for u in utts)
+    if perturbed:
+        logger.info("%s: leaving out %d speed-perturbed entries (recordings are embedded as they are)", path, perturbed)
+    return [Item(u.key, u.path) for u in utts if u.speed == 1.0]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n) with 0 <= i < n."""
+    found = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not found or not 0 <= int(found.group(1)) < int(found.group(2)):
+        raise ConfigError(f"--shard must be i/n with 0 <= i < n (e.g. 0/4), got {text!r}")
+    return int(found.group(1)), int(found.group(2))
+
+
+def shard_from_env() -> tuple[int, int]:
+    """(RANK, WORLD_SIZE) as set by torchrun; (0, 1) outside it."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def shard_items(items: Sequence[Item], index: int, count: int) -> list[Item]:
+    """Shard ``index`` of ``count``: every ``count``-th item of the key-sorted list."""
+    return sorted(items, key=lambda item: item.key)[index::count]
+
+
+def shard_dir(out: str | Path, index: int, count: int) -> Path:
+    return Path(out) / f"shard-{index}-of-{count}"
+
+
+# ---- planning ---------------------------------------------------------------
+def plan_batches(
+    durations: Sequence[tuple[Item, float]], batch_size: int, max_batch_seconds: float, whole_seconds: float
+) -> list[list[tuple[Item, float]]]:
+    """Longest first, neighbours in length batched together; long files alone."""
+    ordered = sorted(durations, key=lambda pair: (-pair[1], pair[0].key))
+    batches: list[list[tuple[Item, float]]] = []
+    current: list[tuple[Item, float]] = []
+    for pair in ordered:
+        if current and (
+            len(current) >= batch_size
+            or current[0][1] > whole_seconds
+            or current[0][1] * (len(current) + 1) > max_batch_seconds
+        ):
+            batches.append(current)
+            current = []
+        current.append(pair)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _probe(items: Sequence[Item], jobs: int) -> tuple[list[tuple[Item, float]], list[Unusable]]:
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        probes = list(tqdm(pool.map(lambda item: probe_duration(item.path), items), total=len(items),
+                           desc="reading headers", unit="file", disable=None, leave=False))
+    usable, bad = [], []
+    for item, (seconds, reason) in zip(items, probes):
+        if reason is None:
+            usable.append((item, float(seconds)))
+        else:
+            bad.append((item.key, item.path, reason))
+    return usable, bad
+
+
+# ---- parts on disk ----------------------------------------------------------
+class PartStore:
+    """Finished rows buffered and saved as small embedding directories under ``folder``."""
+
+    def __init__(self, folder: Path, fingerprint: str, part_seconds: float):
+        self.folder, self.fingerprint, self.part_seconds = folder, fingerprint, part_seconds
+        self._keys: list[str] = []
+        self._rows: list[np.ndarray] = []
+        self._last_flush = time.monotonic()
+
+    def add(self, keys: Sequence[str], matrix: np.ndarray) -> None:
+        self._keys.extend(keys)
+        self._rows.append(np.asarray(matrix, dtype=np.float32))
+        if time.monotonic() - self._last_flush >= self.part_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._keys:
+            name = f"part-{time.time_ns():020d}-{os.getpid()}"
+            save_embeddings(self.folder / name, self._keys, np.concatenate(self._rows), {"model": self.fingerprint})
+            logger.debug("saved %d rows to %s", len(self._keys), self.folder / name)
+        self._keys, self._rows = [], []
+        self._last_flush = time.monotonic()
+
+
+def _done_rows(fingerprint: str, out: Path, target: Path) -> dict[str, np.ndarray]:
+    """Rows this model already computed: in ``out``, its shard directories, and their parts.
+
+    Reading other shards' work lets a re-run with another shard count reuse it.
+    """
+    done: dict[str, np.ndarray] = {}
+    folders = dict.fromkeys([out, target, *find_shards(out)])
+    for folder in folders:
+        parts_folder = folder / PARTS_DIR
+        parts = sorted(parts_folder.iterdir()) if parts_folder.is_dir() else []
+        if folder == target:  # temporaries left by killed writers of this run's parts
+            for leftover in [p for p in parts if p.name.startswith(".")]:
+                shutil.rmtree(leftover, ignore_errors=True)
+        for part in [folder] + [p for p in parts if not p.name.startswith(".")]:
+            if not _complete(part):
+                continue
+            emb = load_embeddings(part)
+            if emb.meta.get("model") != fingerprint:
+                raise EmbeddingError(
+                    f"{part} holds embeddings of another model ({emb.meta.get('model')}, not {fingerprint}); "
+                    "delete it or choose another -o"
+                )
+            done.update(zip(emb.keys, emb.matrix))
+    return done
+
+
+# ---- running ----------------------------------------------------------------
+def extract(
+    model: EmbeddingModel,
+    items: Sequence[Item],
+    out: str | Path,
+    *,
+    shard: tuple[int, int] = (0, 1),
+    batch_size: int = 16,
+    max_batch_seconds: float = 120.0,
+    jobs: int = 2,
+    part_seconds: float = 60.0,
+    meta: dict | None = None,
+    progress: bool | None = None,
+) -> ExtractResult:
+    """Embed ``items`` (this process's shard of them) into the embedding directory ``out``.
+
+    ``progress=None`` shows a progress bar when stderr is a terminal.
+    """
+    started = time.perf_counter()
+    out = Path(out)
+    index, count = shard
+    mine = shard_items(items, index, count)
+    target = shard_dir(out, index, count) if count > 1 else out
+    done = _done_rows(model.fingerprint, out, target)
+    store = PartStore(target / PARTS_DIR, model.fingerprint, part_seconds)
+    todo = [item for item in mine if item.key not in done]
+    logger.info("%s%d recordings: %d done before, %d to embed",
+                f"shard {index}/{count}: " if count > 1 else "", len(mine), len(mine) - len(todo), len(todo))
+    if count > 1 and _complete(out):  # the shards were merged already
+        known_bad = {key for key, _, _ in read_unusable(out)}
+        missing = [item for item in todo if item.key not in known_bad]
+        if missing:
+            raise EmbeddingError(
+                f"{out} holds a finished (merged) extraction that lacks {len(missing)} keys of shard {index}/{count} "
+                f"(e.g. {missing[0].key}); run without --shard to add them, or choose another -o"
+            )
+        merged = load_embeddings(out)
+        return ExtractResult(out, len(merged), 0, read_unusable(out), 0.0, time.perf_counter() - started, True)
+    usable, unusable = _probe(todo, jobs)
+    batches = plan_batches(usable, batch_size, max_batch_seconds, model.whole_seconds)
+    computed, seconds = 0, 0.0
+    decoded = _decoded(model, batches, jobs, 2 * max_batch_seconds, progress)
+    try:
+        for waves, failed in decoded:
+            unusable.extend(failed)
+            if waves:
+                keys = [key for key, _ in waves]
+                matrix = model.embed_waveforms([wave for _, wave in waves], batch_size=len(waves))
+                store.add(keys, matrix)
+                done.update(zip(keys, matrix))
+                computed += len(keys)
+                seconds += sum(len(wave) for _, wave in waves) / model.sample_rate
+    finally:
+        decoded.close()  # stops the decoding threads at once if embedding failed
+        store.flush()
+    info = {**(meta or {}), "model": model.fingerprint, "unusable": len(unusable)}
+    if count > 1:
+        info["shard"] = [index, count]
+    kept = [item.key for item in mine if item.key in done]
+    if not (_complete(target) and computed == 0 and load_embeddings(target).keys == kept):
+        save_embeddings(target, kept, np.stack([done[key] for key in kept]) if kept else
+                        np.zeros((0, model.embedding_dim), np.float32), info)
+    write_unusable(target, unusable)
+    _report(unusable, target)
+    result = ExtractResult(target, len(kept), computed, unusable, seconds, 0.0)
+    if count > 1 and _try_merge(out, count):
+        result.out, result.merged = out, True
+        result.embedded, result.unusable = len(load_embeddings(out)), read_unusable(out)
+    result.wall_seconds = time.perf_counter() - started
+    return result
+
+
+def _decoded(
+    model: EmbeddingModel, batches: list[list[tuple[Item, float]]], jobs: int, prefetch_seconds: float,
+    progress: bool | None,
+) -> Iterator[tuple[list[tuple[str, np.ndarray]], list[Unusable]]]:
+    """Yield ([(key, wave)], [unusable]) per batch, with the next batches decoding in the background."""
+    total = sum(seconds for batch in batches for _, seconds in batch)
+    bar = tqdm(total=round(total, 1), unit="s", desc="embedding audio", dynamic_ncols=True, smoothing=0.1,
+               disable=None if progress is None else not progress)
+    pending: deque[tuple[list, list[Future]]] = deque()
+    upcoming = iter(batches)
+    pool = ThreadPoolExecutor(max(1, jobs))
+    try:
+        queued, exhausted, files, bad = 0.0, False, 0, 0
+        while True:
+            while not exhausted and (not pending or queued < prefetch_seconds):
+                batch = next(upcoming, None)
+                if batch is None:
+                    exhausted = True
+                    break
+                pending.append((batch, [pool.submit(_load, model, item) for item, _ in batch]))
+                queued += sum(seconds for _, seconds in batch)
+            if not pending:
+                break
+            batch, futures = pending.popleft()
+            queued -= sum(seconds for _, seconds in batch)
+            waves, failed = [], []
+            for (item, _), future in zip(batch, futures):
+                wave = future.result()
+                if isinstance(wave, AudioError):
+                    failed.append((item.key, item.path, wave.problem))
+                else:
+                    waves.append((item.key, wave))
+            yield waves, failed
+            files, bad = files + len(waves), bad + len(failed)
+            bar.update(round(sum(seconds for _, seconds in batch), 1))
+            bar.set_postfix(files=files, unusable=bad, refresh=False)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+
+
+def _load(model: EmbeddingModel, item: Item) -> np.ndarray | AudioError:
+    try:
+        return model.load(item.path, name=item.path)
+    except AudioError as err:
+        return err
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / KEYS_FILE).is_file()
+
+
+def write_unusable(folder: Path, rows: Sequence[Unusable]) -> Path:
+    """Write the unusable-audio report ``folder/unusable.tsv`` (the header alone when none)."""
+    path = folder / UNUSABLE_FILE
+    clean = [(k, p, " ".join(r.split())) for k, p, r in rows]
+    path.write_text("\n".join([UNUSABLE_HEADER] + ["\t".join(row) for row in sorted(clean)]) + "\n", encoding="utf-8")
+    return path
+
+
+def read_unusable(folder: Path) -> list[Unusable]:
+    path = folder / UNUSABLE_FILE
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [tuple(line.split("\t", 2)) for line in lines if line and not line.startswith("#")]  # type: ignore[misc]
+
+
+def _report(unusable: Sequence[Unusable], folder: Path) -> None:
+    if unusable:
+        shown = "; ".join(f"{path}: {why}" for _, path, why in unusable[:3])
+        logger.warning("skipped %d unusable recordings (e.g. %s); list: %s",
+                       len(unusable), shown, folder / UNUSABLE_FILE)
+
+
+# ---- merging shards ---------------------------------------------------------
+def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Embeddings:
+    """Merge shard directories into ``out``: rows in key order, as an unsharded run writes them.
+
+    Every shard of the same ``n`` must be present (``shard`` in each meta.json).
+    """
+    if not shards:
+        raise EmbeddingError("no shard directories to merge")
+    loaded = [load_embeddings(path, mmap=False) for path in shards]
+    models = {emb.meta.get("model") for emb in loaded}
+    if len(models) != 1:
+        raise EmbeddingError(f"cannot merge shards made by different models ({', '.join(map(str, models))})")
+    positions = [tuple(emb.meta.get("shard", ())) for emb in loaded]
+    counts = {pos[1] for pos in positions if len(pos) == 2}
+    complete = {p[0] for p in positions} == set(range(len(positions)))
+    if len(counts) != 1 or len(positions) != next(iter(counts)) or not complete:
+        raise EmbeddingError(
+            f"expected every shard i-of-n exactly once, got {sorted(positions)}; "
+            "pass all shard directories of one extraction (shard-*-of-N)"
+        )
+    keys = [key for emb in loaded for key in emb.keys]
+    matrix = np.concatenate([emb.matrix for emb in loaded])
+    order = np.argsort(np.array(keys, dtype=object), kind="stable")
+    unusable = [row for path in shards for row in read_unusable(Path(path))]
+    meta = {k: v for k, v in loaded[0].meta.items() if k not in ("shard", "count")}
+    meta["unusable"] = len(unusable)
+    save_embeddings(out, [keys[i] for i in order], matrix[order], meta)
+    write_unusable(Path(out), unusable)
+    return load_embeddings(out)
+
+
+def find_shards(folder: str | Path) -> list[Path]:
+    """The ``shard-i-of-n`` directories directly under ``folder``."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if p.is_dir() and SHARD_DIR.match(p.name)) if folder.is_dir() else []
+
+
+def _try_merge(out: Path, count: int) -> bool:
+    """Merge the shards under ``out`` if all are complete and no other process is merging."""
+    shards = [shard_dir(out, i, count) for i in range(count)]
+    if not all(_complete(path) for path in shards):
+        waiting = sum(not _complete(path) for path in shards)
+        logger.info("%d of %d shards still running; the last to finish merges them into %s", waiting, count, out)
+        return False
+    try:
+        os.close(os.open(out / MERGE_LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        logger.info("another process is merging the shards into %s", out)
+        return False
+    merged = merge_shards(shards, out)
+    logger.info("merged %d shards into %s (%d embeddings)", count, out, len(merged))
+    return True

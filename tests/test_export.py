@@ -1,0 +1,104 @@
+"""ONNX and TorchScript exports equal PyTorch, on any length; OnnxEmbedder; the CLI."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import tone
+from speakervlad.cli.main import main
+from speakervlad.config import load_config
+from speakervlad.errors import AudioError, ConfigError
+from speakervlad.export import OnnxEmbedder, _StridedMaxPool, export_onnx, load_torchscript
+from speakervlad.inference import load_model, pad_batch
+from speakervlad.models import build_model
+
+# odd and even frame counts, a padded row, and the shortest input the model takes
+LENGTHS = [(24_160,), (16_000, 9_920), (41_123, 41_123, 30_000)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One intra-op thread: on a busy shared machine two threads stall each other at every barrier."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _batches(net):
+    for lengths in LENGTHS + [(net.min_samples,)]:
+        waves = [tone(n / 16000, freq=120 + 30 * i, seed=i)[:n] for i, n in enumerate(lengths)]
+        yield pad_batch(waves)
+
+
+@pytest.fixture(scope="module")
+def tiny_exports(tiny_checkpoint, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("exports")
+    for fmt, name in (("onnx", "tiny.onnx"), ("torchscript", "tiny.ts")):
+        assert main(["export", "--model", str(tiny_checkpoint), "--format", fmt, "-o", str(folder / name)]) == 0
+    return folder / "tiny.onnx", folder / "tiny.ts"
+
+
+def test_onnx_equals_pytorch_with_dynamic_batch_and_time(tiny_checkpoint, tiny_exports):
+    net = load_model(tiny_checkpoint).net
+    embedder = OnnxEmbedder(tiny_exports[0])
+    for batch, lengths in _batches(net):
+        with torch.no_grad():
+            expected = net(batch, lengths).numpy()
+        np.testing.assert_allclose(embedder.run(batch.numpy(), lengths.numpy()), expected, atol=1e-4)
+
+
+def test_torchscript_equals_pytorch(tiny_checkpoint, tiny_exports):
+    net = load_model(tiny_checkpoint).net
+    scripted = load_torchscript(tiny_exports[1])
+    for batch, lengths in list(_batches(net))[1:3]:  # a padded batch, then another length
+        with torch.no_grad():
+            np.testing.assert_allclose(scripted(batch, lengths).numpy(), net(batch, lengths).numpy(), atol=1e-4)
+
+
+def test_onnx_embedder_matches_embedding_model_on_files(tiny_checkpoint, tiny_exports, wav_dir):
+    model, embedder = load_model(tiny_checkpoint), OnnxEmbedder(tiny_exports[0], threads=1)
+    assert embedder.embedding_dim == model.embedding_dim and embedder.fingerprint == model.fingerprint
+    assert embedder.min_seconds == pytest.approx(model.min_seconds) and embedder.calibration is None
+    paths = sorted(wav_dir.glob("*.wav"))
+    np.testing.assert_allclose(embedder.embed_many(paths, batch_size=2), model.embed_many(paths), atol=1e-4)
+    np.testing.assert_allclose(embedder.embed(paths[0]), model.embed(paths[0]), atol=1e-4)
+    embedder.max_seconds = 1.0
+    with pytest.raises(AudioError, match="longer than max_seconds"):
+        embedder.embed(paths[0])
+
+
+def test_thin_resnet34_ghostvlad_onnx_equals_pytorch(tmp_path):
+    torch.manual_seed(0)
+    net = build_model(load_config("thin_resnet34_ghostvlad").model).eval()
+    assert export_onnx(net, tmp_path / "thin.onnx") <= 1e-4  # checked on export at a third length
+    embedder = OnnxEmbedder(tmp_path / "thin.onnx")
+    for batch, lengths in list(_batches(net))[:2]:  # two lengths (odd and even frames) through one file
+        with torch.no_grad():
+            expected = net(batch, lengths).numpy()
+        np.testing.assert_allclose(embedder.run(batch.numpy(), lengths.numpy()), expected, atol=1e-4)
+
+
+def test_strided_max_pool_equals_max_pool2d():
+    x = torch.randn(2, 3, 11, 17)
+    for kernel in ((2, 2), (3, 2)):
+        torch.testing.assert_close(_StridedMaxPool(kernel)(x), torch.nn.functional.max_pool2d(x, kernel, kernel))
+
+
+def test_cli_export_errors(tiny_checkpoint, tmp_path, capsys):
+    assert main(["export", "--model", str(tiny_checkpoint), "--opset", "13", "-o", str(tmp_path / "m.onnx")]) == 2
+    assert "at least 17" in capsys.readouterr().err
+    assert main(["export", "--model", str(tmp_path / "none.pt"), "-o", str(tmp_path / "m.onnx")]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="not an ONNX model exported by speakervlad"):
+        OnnxEmbedder(_plain_onnx(tmp_path / "plain.onnx"))
+
+
+def _plain_onnx(path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
