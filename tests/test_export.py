@@ -15,13 +15,7 @@ from speakervlad.models import build_model
 LENGTHS = [(24_160,), (16_000, 9_920), (41_123, 41_123, 30_000)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a busy shared machine two threads stall each other at every barrier."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batches(net):

@@ -10,13 +10,7 @@ from speakervlad.inference import EmbeddingModel, inference_copy, pad_batch
 from speakervlad.models import build_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a busy shared machine two threads stall each other at every barrier."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _net(trunk: str, frontend: str) -> torch.nn.Module:
