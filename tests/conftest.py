@@ -54,6 +54,17 @@ def tone(seconds: float, rate: int = 16000, freq: float = 220.0, seed: int = 0) 
     return (0.1 * wave + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
 
 
+def tone_corpus(root: Path, speakers: int = 4, utterances: int = 4, seed: int = 0) -> Path:
+    """``root/spk<s>/utt<u>.wav``: one-second harmonic tones, a pitch per speaker, plus noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(16000) / 16000
+    for s in range(speakers):
+        for u in range(utterances):
+            wave = 0.3 * np.sin(2 * np.pi * (150 + 60 * s) * t) + 0.05 * rng.standard_normal(t.size)
+            write_wav(root / f"spk{s}" / f"utt{u}.wav", wave.astype(np.float32))
+    return root
+
+
 def write_wav(path: Path, wave: np.ndarray, rate: int = 16000) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), wave, rate, subtype="PCM_16")

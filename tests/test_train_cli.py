@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import tone_corpus
 from speakervlad.checkpoint import load_checkpoint
 from speakervlad.cli.main import main
 from speakervlad.config import apply_overrides, load_config
@@ -25,15 +26,7 @@ TINY = [
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """4 speakers x 4 one-second files, plus a corrupt and a too-short file."""
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(1)
-    t = np.arange(16000) / 16000
-    for s in range(4):
-        for u in range(4):
-            path = root / f"spk{s}" / f"utt{u}.wav"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            wave = 0.3 * np.sin(2 * np.pi * (150 + 60 * s) * t) + 0.05 * rng.standard_normal(t.size)
-            sf.write(path, wave.astype(np.float32), 16000)
+    root = tone_corpus(tmp_path_factory.mktemp("corpus"), seed=1)
     (root / "spk0" / "broken.wav").write_bytes(b"RIFF not really a wave file")
     sf.write(root / "spk1" / "short.wav", np.zeros(3200, np.float32) + 0.1, 16000)
     return root

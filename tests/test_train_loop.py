@@ -3,12 +3,11 @@ import os
 import signal
 import socket
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 import torch.multiprocessing as mp
 
+from conftest import tone_corpus
 from speakervlad.checkpoint import load_checkpoint
 from speakervlad.config import ExperimentConfig, apply_overrides
 from speakervlad.data.lists import build_list
@@ -36,15 +35,7 @@ def tiny_config(*extra: str) -> ExperimentConfig:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """4 speakers x 4 one-second files: a harmonic tone per speaker plus noise."""
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    t = np.arange(16000) / 16000
-    for s in range(4):
-        for u in range(4):
-            path = root / f"spk{s}" / f"utt{u}.wav"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            wave = 0.3 * np.sin(2 * np.pi * (150 + 60 * s) * t) + 0.05 * rng.standard_normal(t.size)
-            sf.write(path, wave.astype(np.float32), 16000)
+    root = tone_corpus(tmp_path_factory.mktemp("corpus"), seed=0)
     return build_list(root)
 
 
