@@ -1,8 +1,9 @@
 """recipes/voxceleb/run.sh on a tiny fake corpus in the VoxCeleb layout.
 
-Stages 2-7 run end to end (M4A conversion, lists, training, averaging, sharded
-extraction, cosine and AS-norm scoring, evaluation table); stage 1 is checked
-for its report of missing data and for downloads from a local file:// mirror.
+Stages 2-8 run end to end (M4A conversion, lists, training, averaging, sharded
+extraction, cosine and AS-norm scoring, evaluation table, calibration and ONNX
+export); stage 1 is checked for its report of missing data and for downloads
+from a local file:// mirror.
 """
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ from speakervlad.scoring.scorefile import read_scores
 from speakervlad.scoring.trials import read_trials
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "voxceleb"
-TRAIN = TINY + ["data.crop_seconds=0.5", "data.batch_size=8", "data.num_workers=0", "train.epochs=2",
+TRAIN = TINY + ["model.frontend.normalize=none", "data.crop_seconds=0.5", "data.batch_size=8", "data.num_workers=0", "train.epochs=2",
                 "augment.noise_prob=0", "augment.reverb_prob=0", "augment.speed_perturb=false",
-                "optim.warmup_epochs=0"]
+                "optim.optimizer=adam", "optim.lr=0.001", "optim.scheduler=constant"]
 VOX1_TEST = {f"id1027{s}": 2 for s in range(3)}  # speaker -> videos (2 utterances each)
 VOX1_DEV = {f"id1000{s}": 1 for s in range(1, 3)}
 VOX2_DEV = {f"id0001{s}": 2 for s in range(4)}
@@ -94,14 +95,14 @@ def corpus(tmp_path_factory) -> Path:
     test_keys = [p.relative_to(data / "voxceleb1/test/wav").as_posix() for p in test]
     all_keys = test_keys + [p.relative_to(data / "voxceleb1/dev/wav").as_posix() for p in dev]
     (data / "trials").mkdir()
-    _write_trials(data / "trials/veri_test2.txt", test_keys, 20, 1)
+    _write_trials(data / "trials/veri_test2.txt", test_keys, 66, 1)  # all pairs: enough to calibrate
     _write_trials(data / "trials/list_test_all2.txt", all_keys, 30, 2)
     _write_trials(data / "trials/list_test_hard2.txt", all_keys, 25, 3)
     return data
 
 
 @needs_ffmpeg
-def test_stages_2_to_7(corpus: Path, tmp_path_factory) -> None:
+def test_stages_2_to_8(corpus: Path, tmp_path_factory) -> None:
     exp = tmp_path_factory.mktemp("exp") / "tiny"
     wav_root = corpus / "voxceleb2/dev/wav"
     # a broken earlier output must be converted again (resumable, verified)
@@ -109,7 +110,7 @@ def test_stages_2_to_7(corpus: Path, tmp_path_factory) -> None:
     broken.parent.mkdir(parents=True)
     sf.write(broken, np.zeros(800, np.float32), 8000)
 
-    done = run_recipe("--stage", "2", "--stop_stage", "7", "--data", str(corpus), "--exp", str(exp),
+    done = run_recipe("--stage", "2", "--stop_stage", "8", "--data", str(corpus), "--exp", str(exp),
                       "--nj", "2", "--config", "resnet34_tstp", "--asnorm_top", "3", *TRAIN)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -170,6 +171,13 @@ def test_stages_2_to_7(corpus: Path, tmp_path_factory) -> None:
         assert label in done.stdout
     assert (exp / "results/det_cosine.png").stat().st_size > 0
     assert (exp / "results/det_asnorm.png").stat().st_size > 0
+
+    # stage 8: calibrated final checkpoint (fitted on Vox1-O cleaned cosine scores) and ONNX
+    final = load_checkpoint(exp / "final_model.pt")
+    assert final.calibration is not None and final.calibration["scoring"] == "cosine"
+    assert np.isfinite(final.calibration["slope"])
+    assert (exp / "calibration.json").is_file() and (exp / "final_model.onnx").stat().st_size > 0
+    assert not (exp / "final_model.tmp.onnx").exists()
 
     # re-running finished stages does no work
     again = run_recipe("--stage", "2", "--stop_stage", "6", "--data", str(corpus), "--exp", str(exp),

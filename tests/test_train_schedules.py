@@ -75,5 +75,6 @@ def test_margin_ramp():
 
 def test_margin_constant_without_ramp_and_bad_ramp():
     assert margin_at(HeadConfig(margin=0.35), 0) == 0.35
+    assert margin_at(HeadConfig(name="softmax", margin=0.35), 0) == 0.0  # softmax has no margin
     with pytest.raises(ConfigError, match="after margin_ramp_start_epoch"):
         margin_at(HeadConfig(margin_ramp_start_epoch=5, margin_ramp_end_epoch=5), 3)

@@ -13,8 +13,8 @@
 #   --data DIR|LIST    speaker-labelled audio: DIR/<speaker>/.../*.wav|flac, a VoxCeleb or Kaldi
 #                      folder, a flat folder with --pattern, or a list file [synthetic corpus]
 #   --pattern REGEX    speaker from the file name in a flat folder, e.g. '^(?P<speaker>\d+)-'
-#   --train-minutes M  wall-clock training budget; training checkpoints and stops when it runs out [3]
-#   --epochs N         epochs (the learning-rate schedule spans them) [12]
+#   --train-minutes M  wall-clock training budget; training checkpoints and stops when it runs out [6]
+#   --epochs N         training epochs (train.epochs) [40]
 #   --exp DIR          experiment folder [recipes/mini/exp]
 #   --heldout N        held-out speakers [8]
 #   --trials N         trials among the held-out speakers, 30 % of them target trials [3000]
@@ -28,8 +28,8 @@ set -euo pipefail
 recipe=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 data=
 pattern=
-train_minutes=3
-epochs=12
+train_minutes=6
+epochs=40
 exp=$recipe/exp
 heldout=8
 trials=3000

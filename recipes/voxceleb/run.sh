@@ -369,7 +369,8 @@ if run_stage 8; then
     if [ -f "$exp/final_model.onnx" ] && [ "$exp/final_model.onnx" -nt "$final" ]; then
       echo "  $exp/final_model.onnx: done before"
     else
-      speakervlad export --model "$final" --format onnx -o "$exp/final_model.onnx"
+      speakervlad export --model "$final" --format onnx -o "$exp/final_model.tmp.onnx"
+      mv -f "$exp/final_model.tmp.onnx" "$exp/final_model.onnx"
     fi
   else
     echo "  this speakervlad has no 'export' command: ONNX export skipped"

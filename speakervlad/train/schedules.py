@@ -72,7 +72,10 @@ def margin_at(head: HeadConfig, epoch: int) -> float:
 
     Epoch ``margin_ramp_start_epoch`` has margin 0 and ``margin_ramp_end_epoch``
     the full margin; with ``margin_ramp_end_epoch == 0`` the margin is constant.
+    A plain ``softmax`` head has no margin (0).
     """
+    if head.name == "softmax":
+        return 0.0
     start, end = head.margin_ramp_start_epoch, head.margin_ramp_end_epoch
     if end <= 0:
         return head.margin
