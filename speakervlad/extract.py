@@ -6,7 +6,9 @@
    ``RANK``/``WORLD_SIZE`` under ``torchrun``): a deterministic partition.
 3. **Plan**: durations from file headers (``ffprobe`` for M4A and the like),
    longest first, grouped into batches of similar length (at most ``batch_size``
-   files and ``max_batch_seconds`` of padded audio). Files longer than the
+   files, ``max_batch_seconds`` of padded audio, and padding of at most
+   ``max_padding`` (3 %) of the batch's audio: padded frames cost as much as real
+   ones). Files longer than the
    model's chunk length go alone through its chunked path, in bounded memory.
 4. **Run**: a thread pool decodes the next batches while the model embeds the
    current one. Finished rows are saved every ``part_seconds`` as parts under
@@ -141,22 +143,38 @@ def shard_dir(out: str | Path, index: int, count: int) -> Path:
 
 
 # ---- planning ---------------------------------------------------------------
+#: padded audio a batch may add, as a fraction of its real audio (padding is computed, then masked)
+MAX_PADDING = 0.03
+
+
 def plan_batches(
-    durations: Sequence[tuple[Item, float]], batch_size: int, max_batch_seconds: float, whole_seconds: float
+    durations: Sequence[tuple[Item, float]],
+    batch_size: int,
+    max_batch_seconds: float,
+    whole_seconds: float,
+    max_padding: float = MAX_PADDING,
 ) -> list[list[tuple[Item, float]]]:
-    """Longest first, neighbours in length batched together; long files alone."""
+    """Longest first, neighbours in length batched together; long files alone.
+
+    A batch ends at ``batch_size`` files, at ``max_batch_seconds`` of padded
+    audio, or before its padding would exceed ``max_padding`` of its real audio.
+    """
     ordered = sorted(durations, key=lambda pair: (-pair[1], pair[0].key))
     batches: list[list[tuple[Item, float]]] = []
     current: list[tuple[Item, float]] = []
+    real = 0.0
     for pair in ordered:
+        padded = current[0][1] * (len(current) + 1) if current else 0.0
         if current and (
             len(current) >= batch_size
             or current[0][1] > whole_seconds
-            or current[0][1] * (len(current) + 1) > max_batch_seconds
+            or padded > max_batch_seconds
+            or padded > (1.0 + max_padding) * (real + pair[1])
         ):
             batches.append(current)
-            current = []
+            current, real = [], 0.0
         current.append(pair)
+        real += pair[1]
     if current:
         batches.append(current)
     return batches
@@ -235,6 +253,7 @@ def extract(
     shard: tuple[int, int] = (0, 1),
     batch_size: int = 16,
     max_batch_seconds: float = 120.0,
+    max_padding: float = MAX_PADDING,
     jobs: int = 2,
     part_seconds: float = 60.0,
     meta: dict | None = None,
@@ -265,7 +284,7 @@ def extract(
         merged = load_embeddings(out)
         return ExtractResult(out, len(merged), 0, read_unusable(out), 0.0, time.perf_counter() - started, True)
     usable, unusable = _probe(todo, jobs)
-    batches = plan_batches(usable, batch_size, max_batch_seconds, model.whole_seconds)
+    batches = plan_batches(usable, batch_size, max_batch_seconds, model.whole_seconds, max_padding)
     computed, seconds = 0, 0.0
     decoded = _decoded(model, batches, jobs, 2 * max_batch_seconds, progress)
     try:

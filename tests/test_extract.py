@@ -110,10 +110,11 @@ def test_resume_skips_done_keys(model, corpus, reference, tmp_path, monkeypatch)
         extract(model, items, tmp_path / "emb", batch_size=2, part_seconds=0.0, jobs=1)
     assert not (tmp_path / "emb" / "keys.txt").exists()
     assert (tmp_path / "emb" / ".parts").is_dir()  # the two finished batches were saved
+    saved = calls[0] + calls[1]
     calls.clear()
     monkeypatch.setattr(model, "embed_waveforms", original)
     resumed = extract(model, items, tmp_path / "emb", batch_size=2, jobs=1)
-    assert resumed.computed == 9 - 4 and resumed.embedded == 9
+    assert resumed.computed == 9 - saved and resumed.embedded == 9
     emb = load_embeddings(tmp_path / "emb")
     assert emb.keys == expected.keys and not (tmp_path / "emb" / ".parts").exists()
     np.testing.assert_allclose(np.asarray(emb.matrix), np.asarray(expected.matrix), atol=1e-5)
@@ -132,9 +133,20 @@ def test_output_of_another_model_is_refused(model, corpus, tmp_path):
 
 def test_plan_batches_longest_first_with_caps():
     items = [(Item(f"k{i}", ""), seconds) for i, seconds in enumerate([3.0, 10.0, 1.0, 2.0, 500.0, 2.5, 4.0])]
-    batches = plan_batches(items, batch_size=3, max_batch_seconds=12.0, whole_seconds=100.0)
+    batches = plan_batches(items, batch_size=3, max_batch_seconds=12.0, whole_seconds=100.0, max_padding=1.0)
     lengths = [[seconds for _, seconds in batch] for batch in batches]
     assert lengths == [[500.0], [10.0], [4.0, 3.0, 2.5], [2.0, 1.0]]
+
+
+def test_plan_batches_caps_padding():
+    items = [(Item(f"k{i}", ""), seconds) for i, seconds in enumerate([10.0, 9.9, 9.8, 8.0, 7.9, 4.0])]
+    batches = plan_batches(items, batch_size=16, max_batch_seconds=1000.0, whole_seconds=100.0, max_padding=0.03)
+    lengths = [[seconds for _, seconds in batch] for batch in batches]
+    assert lengths == [[10.0, 9.9, 9.8], [8.0, 7.9], [4.0]]
+    for batch in lengths:  # padded to the longest: at most 3 % more than the real audio
+        assert batch[0] * len(batch) <= 1.03 * sum(batch)
+    unlimited = plan_batches(items, batch_size=16, max_batch_seconds=1000.0, whole_seconds=100.0, max_padding=10.0)
+    assert len(unlimited) == 1
 
 
 def test_list_files_plain_and_tsv(tmp_path):

@@ -10,6 +10,7 @@ import torch
 
 from ..api import Verifier
 from ..errors import ConfigError
+from ..inference import retain_freed_memory
 from ..serve import API_KEY_ENV, create_app, load_api_key
 from ..store import EnrollmentStore
 
@@ -48,6 +49,7 @@ def run_serve(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ConfigError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
+    retain_freed_memory()  # a long-running process: reuse activation memory instead of faulting it in per request
     verifier = Verifier.from_checkpoint(args.model, store=EnrollmentStore(args.db), threshold=args.threshold,
                                         far=args.far, prior=args.prior)
     app = create_app(verifier, api_key, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
