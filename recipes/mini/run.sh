@@ -39,35 +39,15 @@ seed=0
 synth_dir=$recipe/data
 config=$recipe/conf/mini.yaml
 jobs=$(nproc 2>/dev/null || echo 2)
-overrides=()
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; }
-die() { echo "mini/run.sh: error: $*" >&2; exit 1; }
-log() { echo "$(date '+%H:%M:%S') $*"; }
-
-while [ $# -gt 0 ]; do
-  case $1 in
-    -h|--help) usage; exit 0 ;;
-    --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;;
-    --*)
-      [ $# -ge 2 ] || die "option $1 needs a value"
-      name=${1#--}; name=${name//-/_}
-      case $name in
-        data|pattern|train_minutes|epochs|exp|heldout|trials|speakers|utterances|seed|synth_dir|config|jobs)
-          printf -v "$name" '%s' "$2" ;;
-        *) die "unknown option $1 (see --help)" ;;
-      esac
-      shift 2 ;;
-    *=*) overrides+=("$1"); shift ;;
-    *) die "unexpected argument '$1' (options are --name value; config overrides key=value)" ;;
-  esac
-done
+recipe_name=mini/run.sh
+. "$recipe/../lib/common.sh"
+parse_options "data pattern train_minutes epochs exp heldout trials speakers utterances seed synth_dir config jobs" "$@"
 
 command -v speakervlad >/dev/null 2>&1 ||
   die "the speakervlad command is not on PATH: run 'make mini' from the repository, or 'make setup' and add .venv/bin to PATH"
 [ -f "$config" ] || die "no config file $config"
-python=$(sed -n '1s/^#!//p' "$(command -v speakervlad)")
-[ -x "$python" ] || python=python3
+python=$(speakervlad_python)
 mkdir -p "$exp"
 exp=$(cd "$exp" && pwd)
 started=$(date +%s)

@@ -42,36 +42,15 @@ average_num=10
 cohort_per_speaker=1
 asnorm_top=300
 calib_list=veri_test2.txt
-overrides=()
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; }
-die() { echo "run.sh: error: $*" >&2; exit 1; }
-log() { echo "$(date '+%H:%M:%S') $*"; }
-
-while [ $# -gt 0 ]; do
-  case $1 in
-    -h|--help) usage; exit 0 ;;
-    --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;;
-    --*)
-      [ $# -ge 2 ] || die "option $1 needs a value"
-      name=${1#--}; name=${name//-/_}
-      case $name in
-        stage|stop_stage|config|data|exp|nj|gpus|mirror|vox1_test|vox1_dev|vox2_dev|vox2_wav|checksums|\
-        allow_partial|audio_format|average_num|cohort_per_speaker|asnorm_top|calib_list)
-          printf -v "$name" '%s' "$2" ;;
-        *) die "unknown option $1 (see --help)" ;;
-      esac
-      shift 2 ;;
-    *=*) overrides+=("$1"); shift ;;
-    *) die "unexpected argument '$1' (options are --name value; config overrides key=value)" ;;
-  esac
-done
+recipe_name=run.sh
+. "$recipe/../lib/common.sh"
+parse_options "stage stop_stage config data exp nj gpus mirror vox1_test vox1_dev vox2_dev vox2_wav checksums allow_partial audio_format average_num cohort_per_speaker asnorm_top calib_list" "$@"
 
 command -v speakervlad >/dev/null 2>&1 ||
   die "the speakervlad command is not on PATH: run 'make setup' and add .venv/bin to PATH (or activate the venv)"
 # the interpreter of the installed speakervlad runs the local/*.py helpers
-python=$(sed -n '1s/^#!//p' "$(command -v speakervlad)")
-[ -x "$python" ] || python=python3
+python=$(speakervlad_python)
 
 # config: a path (from here or the recipe folder) or a named config of the package
 if [ -f "$config" ]; then config=$(cd "$(dirname "$config")" && pwd)/$(basename "$config")
