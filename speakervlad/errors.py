@@ -42,5 +42,10 @@ class StoreError(SpeakerVladError):
     """The enrollment store is unusable (bad schema version, other model, bad id)."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store cannot be read or written now (locked past the busy timeout, disk full, I/O
+    error); nothing was changed, and the same call may succeed later."""
+
+
 class UnknownSpeakerError(StoreError):
     """A speaker id is not enrolled."""

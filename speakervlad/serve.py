@@ -29,7 +29,7 @@ from . import __version__
 from .api import Verifier, validate_enrollable_id
 from .audio import SAMPLE_RATE
 from .errors import (AudioError, CalibrationError, ConfigError, EmbeddingError, SpeakerVladError,
-                     StoreError, UnknownSpeakerError)
+                     StoreError, StoreUnavailableError, UnknownSpeakerError)
 from .store import validate_speaker_id
 
 logger = logging.getLogger(__name__)
@@ -204,6 +204,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         (UnknownSpeakerError, 404, "unknown_speaker"),
         (AudioError, 400, "bad_audio"),
         (EmbeddingError, 400, "bad_audio"),
+        (StoreUnavailableError, 503, "store_unavailable"),  # locked, disk full: retry later
         (StoreError, 409, "store_conflict"),  # e.g. enrolled with another model
         (SpeakerVladError, 400, "bad_request"),
     ]
@@ -215,7 +216,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SpeakerVladError)
     async def library_error(_: Request, err: SpeakerVladError) -> JSONResponse:
         status, code = next((s, c) for kind, s, c in statuses if isinstance(err, kind))
-        return error_response(status, code, str(err))
+        retry = {"Retry-After": "1"} if status == 503 else None
+        return error_response(status, code, str(err), headers=retry)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, err: RequestValidationError) -> JSONResponse:

@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import StoreError, UnknownSpeakerError
+from .errors import StoreError, StoreUnavailableError, UnknownSpeakerError
 
 logger = logging.getLogger(__name__)
 
@@ -315,7 +315,7 @@ class _Transaction:
         try:
             self.conn.execute(self.begin)
         except sqlite3.OperationalError as err:
-            raise StoreError(f"{self.path}: cannot start a transaction ({err})") from None
+            raise StoreUnavailableError(f"{self.path}: cannot start a transaction ({err}); nothing was changed") from None
         return self.conn.cursor()
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:
@@ -325,10 +325,10 @@ class _Transaction:
                 return
             except sqlite3.DatabaseError as err:
                 self.conn.execute("ROLLBACK")
-                raise StoreError(f"{self.path}: commit failed ({err})") from None
+                raise StoreUnavailableError(f"{self.path}: commit failed ({err}); nothing was changed") from None
         self.conn.execute("ROLLBACK")
         if isinstance(exc, sqlite3.DatabaseError):
-            raise StoreError(f"{self.path}: {exc}") from exc
+            raise StoreUnavailableError(f"{self.path}: {exc}; nothing was changed") from exc
 
 
 def _check_matrix(embeddings: np.ndarray) -> np.ndarray:

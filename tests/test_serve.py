@@ -223,3 +223,31 @@ def _silence() -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, np.zeros(RATE, dtype=np.float32), RATE, format="WAV")
     return buffer.getvalue()
+
+
+def test_locked_store_is_503_and_nothing_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer holding the database past the busy timeout: 503 with Retry-After, then success."""
+    import sqlite3
+
+    from fastapi.testclient import TestClient
+
+    from speakervlad import store as store_module
+    from speakervlad.api import Verifier
+    from speakervlad.serve import create_app
+    from speakervlad.store import EnrollmentStore
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 100)
+    db = tmp_path / "voices.db"
+    verifier = Verifier.from_checkpoint(make_checkpoint(tmp_path / "model.pt"), store=EnrollmentStore(db),
+                                        threshold=0.5)
+    app = TestClient(create_app(verifier, api_key=None))
+    assert enroll(app, "alice", wav_bytes(1)).status_code == 200
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process writing, for longer than the busy timeout
+    locked = enroll(app, "bob", wav_bytes(2))
+    assert locked.status_code == 503 and locked.headers["Retry-After"] == "1"
+    assert locked.json()["error"] == "store_unavailable" and "nothing was changed" in locked.json()["detail"]
+    other.execute("ROLLBACK")
+    other.close()
+    assert enroll(app, "bob", wav_bytes(2)).status_code == 200  # the same request, sent again
+    assert {s["speaker_id"] for s in app.get("/speakers").json()["speakers"]} == {"alice", "bob"}
