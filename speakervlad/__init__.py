@@ -11,7 +11,8 @@ True
 """
 __version__ = "0.1.0"
 
-from .api import Decision, IdentifyResult, Verifier
+import importlib
+
 from .audio import load_audio
 from .errors import (
     AudioError,
@@ -21,10 +22,34 @@ from .errors import (
     EmbeddingError,
     SpeakerVladError,
     StoreError,
+    StoreUnavailableError,
     TrialError,
     UnknownSpeakerError,
 )
-from .inference import EmbeddingModel, load_model
+
+# torch-backed names load on first use, so that `import speakervlad` (and the torch-free
+# speakervlad.onnx_embedder) start fast and work where only onnxruntime is wanted
+_LAZY = {
+    "Decision": "api",
+    "IdentifyResult": "api",
+    "Verifier": "api",
+    "EmbeddingModel": "inference",
+    "load_model": "inference",
+    "OnnxEmbedder": "onnx_embedder",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "Decision",
@@ -38,9 +63,11 @@ __all__ = [
     "EmbeddingModel",
     "SpeakerVladError",
     "StoreError",
+    "StoreUnavailableError",
     "TrialError",
     "UnknownSpeakerError",
     "__version__",
     "load_audio",
     "load_model",
+    "OnnxEmbedder",
 ]

@@ -10,10 +10,8 @@ PyTorch model within 1e-4 (checked on export).
 >>> OnnxEmbedder("model.onnx").embed("speech.wav").shape        # doctest: +SKIP
 (512,)
 
-:class:`OnnxEmbedder` runs the model with onnxruntime alone (audio decoded with
-soundfile/soxr). It embeds each recording whole, so its memory grows with the
-recording's length; for hours-long audio use :func:`speakervlad.load_model`,
-which embeds in chunks in bounded memory.
+:class:`~speakervlad.onnx_embedder.OnnxEmbedder` runs the export with onnxruntime
+alone, without torch.
 """
 from __future__ import annotations
 
@@ -23,25 +21,24 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from . import __version__
-from .audio import AudioSource, load_audio
 from .checkpoint import load_checkpoint, model_fingerprint
 from .config import to_dict
-from .errors import AudioError, ConfigError
+from .errors import ConfigError
 from .models.speaker_net import SpeakerNet
+from .onnx_embedder import META_PREFIX, OnnxEmbedder
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "torchscript")
 MIN_OPSET = 17  # STFT and DFT
 DEFAULT_OPSET = 18
-META_PREFIX = "speakervlad."
 TOLERANCE = 1e-4
 EXAMPLE_SECONDS = 3.0
 
@@ -202,66 +199,3 @@ def _verify(net: SpeakerNet, run: Callable[[torch.Tensor, torch.Tensor], np.ndar
         raise RuntimeError(f"the {what} export differs from PyTorch by {worst:.3g} (> {TOLERANCE}); please report this")
     logger.info("%s export verified: max |difference| to PyTorch %.2g", what, worst)
     return worst
-
-
-class OnnxEmbedder:
-    """Embed audio with an ONNX model from :func:`export_onnx`, using onnxruntime only.
-
-    ``max_seconds`` guards memory: the graph embeds a recording whole, so longer
-    recordings raise :class:`AudioError` (use ``speakervlad.load_model`` for them).
-    """
-
-    def __init__(self, path: str | Path, threads: int | None = None, providers: Sequence[str] | None = None,
-                 max_seconds: float = 600.0):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=list(providers or ["CPUExecutionProvider"]))
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if META_PREFIX + "sample_rate" not in meta:
-            raise ConfigError(f"{path}: not an ONNX model exported by speakervlad (no {META_PREFIX}* metadata)")
-        self.sample_rate = int(meta[META_PREFIX + "sample_rate"])
-        self.embedding_dim = int(meta[META_PREFIX + "embedding_dim"])
-        self.min_seconds = int(meta[META_PREFIX + "min_samples"]) / self.sample_rate
-        self.fingerprint = meta[META_PREFIX + "fingerprint"]
-        self.calibration = json.loads(meta[META_PREFIX + "calibration"])
-        self.max_seconds = max_seconds
-
-    def load(self, source: AudioSource, sample_rate: int | None = None, name: str | None = None) -> np.ndarray:
-        """Decode and validate audio for this model (mono, 16 kHz, long enough, not too long)."""
-        wave = load_audio(source, sample_rate, self.sample_rate, min_seconds=self.min_seconds, name=name)
-        if len(wave) > self.max_seconds * self.sample_rate:
-            label = name or (str(source) if isinstance(source, (str, Path)) else "<audio>")
-            seconds = len(wave) / self.sample_rate
-            raise AudioError(label, f"{seconds:.0f} s is longer than max_seconds={self.max_seconds:g}: "
-                             "the ONNX graph embeds a recording whole, so memory grows with its length; raise "
-                             "max_seconds or use speakervlad.load_model, which embeds in chunks")
-        return wave
-
-    def embed(self, source: AudioSource, sample_rate: int | None = None) -> np.ndarray:
-        """The (E,) embedding of one recording (path, bytes, or array + sample_rate)."""
-        return self.embed_waveforms([self.load(source, sample_rate)])[0]
-
-    def embed_many(self, sources: Sequence[AudioSource], batch_size: int = 16) -> np.ndarray:
-        """(N, E) embeddings of many recordings, batched by similar length."""
-        return self.embed_waveforms([self.load(s) for s in sources], batch_size)
-
-    def embed_waveforms(self, waves: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
-        """(N, E) embeddings of 16 kHz waveforms; sorted by length into padded batches."""
-        out = np.zeros((len(waves), self.embedding_dim), dtype=np.float32)
-        order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
-        for start in range(0, len(order), batch_size):
-            index = order[start:start + batch_size]
-            lengths = np.array([len(waves[i]) for i in index], dtype=np.int64)
-            batch = np.zeros((len(index), int(lengths.max())), dtype=np.float32)
-            for row, i in enumerate(index):
-                batch[row, :lengths[row]] = waves[i]
-            out[index] = self.run(batch, lengths)
-        return out
-
-    def run(self, waves: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """The raw graph: waves (B, N) float32, lengths (B,) int64 -> embeddings (B, E)."""
-        return self.session.run(["embeddings"], {"waves": waves.astype(np.float32, copy=False),
-                                                 "lengths": lengths.astype(np.int64, copy=False)})[0]

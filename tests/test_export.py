@@ -1,4 +1,8 @@
 """ONNX and TorchScript exports equal PyTorch, on any length; OnnxEmbedder; the CLI."""
+import io
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -7,9 +11,10 @@ from conftest import tone
 from speakervlad.cli.main import main
 from speakervlad.config import load_config
 from speakervlad.errors import AudioError, ConfigError
-from speakervlad.export import OnnxEmbedder, _StridedMaxPool, export_onnx, load_torchscript
+from speakervlad.export import _StridedMaxPool, export_onnx, load_torchscript
 from speakervlad.inference import load_model, pad_batch
 from speakervlad.models import build_model
+from speakervlad.onnx_embedder import OnnxEmbedder
 
 # odd and even frame counts, a padded row, and the shortest input the model takes
 LENGTHS = [(24_160,), (16_000, 9_920), (41_123, 41_123, 30_000)]
@@ -59,6 +64,22 @@ def test_onnx_embedder_matches_embedding_model_on_files(tiny_checkpoint, tiny_ex
     embedder.max_seconds = 1.0
     with pytest.raises(AudioError, match="longer than max_seconds"):
         embedder.embed(paths[0])
+
+
+def test_onnx_embedder_never_imports_torch(tiny_checkpoint, tiny_exports, wav_dir):
+    """A deployment with onnxruntime only: `import speakervlad` and the embedder leave torch unloaded."""
+    path = sorted(wav_dir.glob("*.wav"))[0]
+    script = (
+        "import sys, numpy as np, speakervlad\n"
+        "from speakervlad.onnx_embedder import OnnxEmbedder\n"
+        f"e = OnnxEmbedder({str(tiny_exports[0])!r}, threads=1).embed({str(path)!r})\n"
+        "np.save(sys.stdout.buffer, e)\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    embedding = np.load(io.BytesIO(done.stdout))
+    np.testing.assert_allclose(embedding, load_model(tiny_checkpoint).embed(path), atol=1e-4)
 
 
 def test_thin_resnet34_ghostvlad_onnx_equals_pytorch(tmp_path):
