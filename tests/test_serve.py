@@ -227,9 +227,8 @@ def _silence() -> bytes:
 
 def test_locked_store_is_503_and_nothing_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A writer holding the database past the busy timeout: 503 with Retry-After, then success."""
+    import asyncio
     import sqlite3
-
-    from fastapi.testclient import TestClient
 
     from speakervlad import store as store_module
     from speakervlad.api import Verifier
@@ -240,14 +239,25 @@ def test_locked_store_is_503_and_nothing_changes(tmp_path: Path, monkeypatch: py
     db = tmp_path / "voices.db"
     verifier = Verifier.from_checkpoint(make_checkpoint(tmp_path / "model.pt"), store=EnrollmentStore(db),
                                         threshold=0.5)
-    app = TestClient(create_app(verifier, api_key=None))
-    assert enroll(app, "alice", wav_bytes(1)).status_code == 200
-    other = sqlite3.connect(db, isolation_level=None)
-    other.execute("BEGIN EXCLUSIVE")  # another process writing, for longer than the busy timeout
-    locked = enroll(app, "bob", wav_bytes(2))
+    transport = httpx.ASGITransport(app=create_app(verifier, api_key=None))
+
+    async def scenario() -> tuple[httpx.Response, httpx.Response, httpx.Response, set[str]]:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as app:
+            def enroll_one(speaker_id: str, speaker: int):
+                return app.post(f"/speakers/{speaker_id}/enroll", files=[("files", ("a.wav", wav_bytes(speaker)))])
+
+            first = await enroll_one("alice", 1)
+            other = sqlite3.connect(db, isolation_level=None)
+            other.execute("BEGIN EXCLUSIVE")  # another process writing, for longer than the busy timeout
+            locked = await enroll_one("bob", 2)
+            other.execute("ROLLBACK")
+            other.close()
+            again = await enroll_one("bob", 2)  # the same request, sent again
+            speakers = (await app.get("/speakers")).json()["speakers"]
+            return first, locked, again, {s["speaker_id"] for s in speakers}
+
+    first, locked, again, speakers = asyncio.run(scenario())
+    assert first.status_code == 200 and again.status_code == 200
     assert locked.status_code == 503 and locked.headers["Retry-After"] == "1"
     assert locked.json()["error"] == "store_unavailable" and "nothing was changed" in locked.json()["detail"]
-    other.execute("ROLLBACK")
-    other.close()
-    assert enroll(app, "bob", wav_bytes(2)).status_code == 200  # the same request, sent again
-    assert {s["speaker_id"] for s in app.get("/speakers").json()["speakers"]} == {"alice", "bob"}
+    assert speakers == {"alice", "bob"}
