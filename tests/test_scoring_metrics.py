@@ -159,3 +159,21 @@ def test_bad_inputs_raise_trial_error():
         metrics.eer(np.array([0.1, np.nan]), np.array([True, False]))
     with pytest.raises(TrialError, match="p_target"):
         metrics.min_dcf(np.array([0.1, 0.2]), np.array([True, False]), 1.5)
+
+
+def test_det_legend_names_a_min_dcf_point_that_lies_off_the_axes():
+    from speakervlad.scoring.plots import det_label
+
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.ones(300, bool), np.zeros(700, bool)]
+    weak = error_curve(np.r_[rng.normal(1.0, 1, 300), rng.normal(0, 1, 700)], labels)
+    label, (fa, miss) = det_label("weak", weak, 0.01)
+    dcf = weak.dcf(0.01)
+    assert f"minDCF {dcf.min():.3f}" in label
+    assert miss > 0.5 and f"miss {100 * miss:.3g}%" in label  # at p=0.01 the best point rejects nearly all
+    other = np.random.default_rng(1)
+    strong = error_curve(np.r_[other.normal(3.0, 1, 300), other.normal(0, 1, 700)], labels)
+    label, (fa, miss) = det_label("strong", strong, 0.01)
+    assert 5e-5 <= fa <= 0.5 and 5e-5 <= miss <= 0.5  # within the axes: the cross shows it
+    assert label == f"strong (EER {100 * strong.eer()[0]:.2f}%, minDCF {strong.dcf(0.01).min():.3f})"
+    assert det_label("x", strong, None) == (f"x (EER {100 * strong.eer()[0]:.2f}%)", None)

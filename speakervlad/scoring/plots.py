@@ -36,11 +36,11 @@ def plot_det(curves: Mapping[str, ErrorCurve], path: str | Path, title: str = "D
         x, y = _probit(fa), _probit(miss)
         keep = _thin(x, y)
         eer, _ = curve.eer()
-        (line,) = ax.plot(x[keep], y[keep], lw=1.5, label=f"{name} (EER {100 * eer:.2f}%)")
+        label, point = det_label(name, curve, p_target)
+        (line,) = ax.plot(x[keep], y[keep], lw=1.5, label=label)
         ax.plot(_probit(eer), _probit(eer), "o", color=line.get_color())
-        if p_target is not None:
-            k = int(np.argmin(curve.dcf(p_target)))
-            ax.plot(_probit(curve.p_fa[k]), _probit(curve.p_miss[k]), "x", ms=8, color=line.get_color())
+        if point is not None:
+            ax.plot(_probit(point[0]), _probit(point[1]), "x", ms=8, color=line.get_color())
     ax.plot([low, high], [low, high], ":", color="grey", lw=0.8)
     ticks = norm.ppf(DET_TICKS)
     labels = [f"{100 * t:g}" for t in DET_TICKS]
@@ -53,8 +53,23 @@ def plot_det(curves: Mapping[str, ErrorCurve], path: str | Path, title: str = "D
     marks = "o: EER" + (f", x: minDCF at p={p_target:g}" if p_target is not None else "")
     ax.set_title(f"{title}\n{marks}", fontsize=10)
     ax.grid(True, lw=0.5, alpha=0.5)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="lower left", fontsize=8)  # DET curves run from top left to bottom right
     return _save(fig, path)
+
+
+def det_label(name: str, curve: ErrorCurve, p_target: float | None) -> tuple[str, tuple[float, float] | None]:
+    """Legend text (EER, minDCF, and the minDCF point when it lies off the axes) and that point."""
+    eer, _ = curve.eer()
+    label = f"{name} (EER {100 * eer:.2f}%"
+    if p_target is None:
+        return label + ")", None
+    dcf = curve.dcf(p_target)
+    k = int(np.argmin(dcf))
+    point = (float(curve.p_fa[k]), float(curve.p_miss[k]))
+    label += f", minDCF {dcf[k]:.3f}"
+    if not all(DET_LIMITS[0] <= v <= DET_LIMITS[1] for v in point):  # its cross is clipped away
+        label += f" at FA {100 * point[0]:.3g}%, miss {100 * point[1]:.3g}%"
+    return label + ")", point
 
 
 def plot_histogram(named: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
