@@ -188,6 +188,17 @@ def test_stages_2_to_8(corpus: Path, tmp_path_factory) -> None:
     assert again.stdout.count("done before") == 1 + 2 + 2 * len(LISTS)
 
 
+@pytest.mark.parametrize("args, message", [
+    (("--stage", "9"), "stages 1-8 (got 9, 8)"),
+    (("--stage", "x"), "stages 1-8 (got x, 8)"),
+    (("--stage", "5", "--stop_stage", "3"), "--stage 5 is after --stop_stage 3: nothing would run"),
+])
+def test_impossible_stage_ranges_are_refused(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    done = run_recipe(*args, "--data", str(tmp_path / "data"), "--exp", str(tmp_path / "exp"), timeout=60)
+    assert done.returncode == 1 and message in done.stderr
+    assert not (tmp_path / "exp").exists()  # refused before anything was made
+
+
 def test_stage_1_explains_what_is_missing(tmp_path: Path) -> None:
     empty_mirror = tmp_path / "mirror"
     empty_mirror.mkdir()

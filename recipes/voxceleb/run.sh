@@ -46,6 +46,8 @@ calib_list=veri_test2.txt
 recipe_name=run.sh
 . "$recipe/../lib/common.sh"
 parse_options "stage stop_stage config data exp nj gpus mirror vox1_test vox1_dev vox2_dev vox2_wav checksums allow_partial audio_format average_num cohort_per_speaker asnorm_top calib_list" "$@"
+[[ $stage =~ ^[1-8]$ && $stop_stage =~ ^[1-8]$ ]] || die "--stage and --stop_stage are stages 1-8 (got $stage, $stop_stage)"
+[ "$stage" -le "$stop_stage" ] || die "--stage $stage is after --stop_stage $stop_stage: nothing would run"
 
 command -v speakervlad >/dev/null 2>&1 ||
   die "the speakervlad command is not on PATH: run 'make setup' and add .venv/bin to PATH (or activate the venv)"
