@@ -19,13 +19,12 @@
 
 A sharded run writes ``OUT/shard-i-of-n``; the last shard to finish merges all
 of them into ``OUT`` (the same rows as an unsharded run). Shards made on other
-machines are merged with :func:`merge_shards` (``speakervlad extract-merge``).
+machines are merged with :func:`~speakervlad.extract_shards.merge_shards` (``speakervlad extract-merge``).
 """
 from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import time
 from collections import deque
@@ -39,18 +38,24 @@ from tqdm import tqdm
 
 from .audio import is_audio_file
 from .data.readable import probe_duration
-from .embeddings import KEYS_FILE, Embeddings, load_embeddings, save_embeddings
+from .embeddings import load_embeddings, save_embeddings
 from .errors import AudioError, ConfigError, EmbeddingError
+from .extract_shards import (
+    UNUSABLE_FILE,
+    Unusable,
+    find_shards,
+    is_complete,
+    read_unusable,
+    shard_dir,
+    shard_items,
+    try_merge,
+    write_unusable,
+)
 from .inference import EmbeddingModel
 
 logger = logging.getLogger(__name__)
 
 PARTS_DIR = ".parts"
-MERGE_LOCK = ".merge-lock"
-UNUSABLE_FILE = "unusable.tsv"
-UNUSABLE_HEADER = "# unusable audio: key<TAB>path<TAB>reason"
-SHARD_DIR = re.compile(r"^shard-(\d+)-of-(\d+)$")
-Unusable = tuple[str, str, str]  # key, path, reason
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class ExtractResult:
     merged: bool = False  # this process merged all shards into the final directory
 
 
-# ---- items and shards -------------------------------------------------------
+# ---- items -----------------------------------------------------------------
 def list_items(list_file: str | Path | None = None, audio_root: str | Path | None = None) -> list[Item]:
     """Items of a list file (keys resolved against ``audio_root``) or of every audio file under it.
 
@@ -118,28 +123,6 @@ def _items_of_utterance_list(path: Path) -> list[Item]:
     if perturbed:
         logger.info("%s: leaving out %d speed-perturbed entries (recordings are embedded as they are)", path, perturbed)
     return [Item(u.key, u.path) for u in utts if u.speed == 1.0]
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/n"`` -> (i, n) with 0 <= i < n."""
-    found = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-    if not found or not 0 <= int(found.group(1)) < int(found.group(2)):
-        raise ConfigError(f"--shard must be i/n with 0 <= i < n (e.g. 0/4), got {text!r}")
-    return int(found.group(1)), int(found.group(2))
-
-
-def shard_from_env() -> tuple[int, int]:
-    """(RANK, WORLD_SIZE) as set by torchrun; (0, 1) outside it."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def shard_items(items: Sequence[Item], index: int, count: int) -> list[Item]:
-    """Shard ``index`` of ``count``: every ``count``-th item of the key-sorted list."""
-    return sorted(items, key=lambda item: item.key)[index::count]
-
-
-def shard_dir(out: str | Path, index: int, count: int) -> Path:
-    return Path(out) / f"shard-{index}-of-{count}"
 
 
 # ---- planning ---------------------------------------------------------------
@@ -232,7 +215,7 @@ def _done_rows(fingerprint: str, out: Path, target: Path) -> dict[str, np.ndarra
             for leftover in [p for p in parts if p.name.startswith(".")]:
                 shutil.rmtree(leftover, ignore_errors=True)
         for part in [folder] + [p for p in parts if not p.name.startswith(".")]:
-            if not _complete(part):
+            if not is_complete(part):
                 continue
             emb = load_embeddings(part)
             if emb.meta.get("model") != fingerprint:
@@ -273,7 +256,7 @@ def extract(
     todo = [item for item in mine if item.key not in done]
     logger.info("%s%d recordings: %d done before, %d to embed",
                 f"shard {index}/{count}: " if count > 1 else "", len(mine), len(mine) - len(todo), len(todo))
-    if count > 1 and _complete(out):  # the shards were merged already
+    if count > 1 and is_complete(out):  # the shards were merged already
         known_bad = {key for key, _, _ in read_unusable(out)}
         missing = [item for item in todo if item.key not in known_bad]
         if missing:
@@ -304,13 +287,13 @@ def extract(
     if count > 1:
         info["shard"] = [index, count]
     kept = [item.key for item in mine if item.key in done]
-    if not (_complete(target) and computed == 0 and load_embeddings(target).keys == kept):
+    if not (is_complete(target) and computed == 0 and load_embeddings(target).keys == kept):
         save_embeddings(target, kept, np.stack([done[key] for key in kept]) if kept else
                         np.zeros((0, model.embedding_dim), np.float32), info)
     write_unusable(target, unusable)
     _report(unusable, target)
     result = ExtractResult(target, len(kept), computed, unusable, seconds, 0.0)
-    if count > 1 and _try_merge(out, count):
+    if count > 1 and try_merge(out, count):
         result.out, result.merged = out, True
         result.embedded, result.unusable = len(load_embeddings(out)), read_unusable(out)
     result.wall_seconds = time.perf_counter() - started
@@ -365,82 +348,8 @@ def _load(model: EmbeddingModel, item: Item) -> np.ndarray | AudioError:
         return err
 
 
-def _complete(folder: Path) -> bool:
-    return (folder / KEYS_FILE).is_file()
-
-
-def write_unusable(folder: Path, rows: Sequence[Unusable]) -> Path:
-    """Write the unusable-audio report ``folder/unusable.tsv`` (the header alone when none)."""
-    path = folder / UNUSABLE_FILE
-    clean = [(k, p, " ".join(r.split())) for k, p, r in rows]
-    path.write_text("\n".join([UNUSABLE_HEADER] + ["\t".join(row) for row in sorted(clean)]) + "\n", encoding="utf-8")
-    return path
-
-
-def read_unusable(folder: Path) -> list[Unusable]:
-    path = folder / UNUSABLE_FILE
-    if not path.is_file():
-        return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [tuple(line.split("\t", 2)) for line in lines if line and not line.startswith("#")]  # type: ignore[misc]
-
-
 def _report(unusable: Sequence[Unusable], folder: Path) -> None:
     if unusable:
         shown = "; ".join(f"{path}: {why}" for _, path, why in unusable[:3])
         logger.warning("skipped %d unusable recordings (e.g. %s); list: %s",
                        len(unusable), shown, folder / UNUSABLE_FILE)
-
-
-# ---- merging shards ---------------------------------------------------------
-def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Embeddings:
-    """Merge shard directories into ``out``: rows in key order, as an unsharded run writes them.
-
-    Every shard of the same ``n`` must be present (``shard`` in each meta.json).
-    """
-    if not shards:
-        raise EmbeddingError("no shard directories to merge")
-    loaded = [load_embeddings(path, mmap=False) for path in shards]
-    models = {emb.meta.get("model") for emb in loaded}
-    if len(models) != 1:
-        raise EmbeddingError(f"cannot merge shards made by different models ({', '.join(map(str, models))})")
-    positions = [tuple(emb.meta.get("shard", ())) for emb in loaded]
-    counts = {pos[1] for pos in positions if len(pos) == 2}
-    complete = {p[0] for p in positions} == set(range(len(positions)))
-    if len(counts) != 1 or len(positions) != next(iter(counts)) or not complete:
-        raise EmbeddingError(
-            f"expected every shard i-of-n exactly once, got {sorted(positions)}; "
-            "pass all shard directories of one extraction (shard-*-of-N)"
-        )
-    keys = [key for emb in loaded for key in emb.keys]
-    matrix = np.concatenate([emb.matrix for emb in loaded])
-    order = np.argsort(np.array(keys, dtype=object), kind="stable")
-    unusable = [row for path in shards for row in read_unusable(Path(path))]
-    meta = {k: v for k, v in loaded[0].meta.items() if k not in ("shard", "count")}
-    meta["unusable"] = len(unusable)
-    save_embeddings(out, [keys[i] for i in order], matrix[order], meta)
-    write_unusable(Path(out), unusable)
-    return load_embeddings(out)
-
-
-def find_shards(folder: str | Path) -> list[Path]:
-    """The ``shard-i-of-n`` directories directly under ``folder``."""
-    folder = Path(folder)
-    return sorted(p for p in folder.iterdir() if p.is_dir() and SHARD_DIR.match(p.name)) if folder.is_dir() else []
-
-
-def _try_merge(out: Path, count: int) -> bool:
-    """Merge the shards under ``out`` if all are complete and no other process is merging."""
-    shards = [shard_dir(out, i, count) for i in range(count)]
-    if not all(_complete(path) for path in shards):
-        waiting = sum(not _complete(path) for path in shards)
-        logger.info("%d of %d shards still running; the last to finish merges them into %s", waiting, count, out)
-        return False
-    try:
-        os.close(os.open(out / MERGE_LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        logger.info("another process is merging the shards into %s", out)
-        return False
-    merged = merge_shards(shards, out)
-    logger.info("merged %d shards into %s (%d embeddings)", count, out, len(merged))
-    return True

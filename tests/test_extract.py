@@ -3,16 +3,14 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import tone, write_wav
 from speakervlad.cli.main import main
 from speakervlad.data.lists import Utterance, write_list
 from speakervlad.embeddings import load_embeddings
 from speakervlad.errors import ConfigError, EmbeddingError
-from speakervlad.extract import (
-    UNUSABLE_FILE, Item, extract, list_items, merge_shards, parse_shard, plan_batches, shard_dir, shard_items,
-)
+from speakervlad.extract import Item, extract, list_items, plan_batches
+from speakervlad.extract_shards import UNUSABLE_FILE, merge_shards, parse_shard, shard_dir, shard_items
 from speakervlad.inference import load_model
 
 

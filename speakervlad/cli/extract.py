@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from ..errors import ConfigError
-from ..extract import MAX_PADDING, extract, find_shards, list_items, merge_shards, parse_shard, shard_from_env
+from ..extract import MAX_PADDING, extract, list_items
+from ..extract_shards import find_shards, merge_shards, parse_shard, shard_from_env
 from ..inference import PRECISIONS, load_model, retain_freed_memory
 
 logger = logging.getLogger(__name__)
