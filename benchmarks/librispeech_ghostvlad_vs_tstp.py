@@ -37,7 +37,7 @@ from speakervlad.config import apply_overrides, load_config
 from speakervlad.data.lists import build_list, make_trials, split_speakers, write_list, write_trials
 from speakervlad.data.trials import cut_segments
 from speakervlad.models import build_model
-from speakervlad.train.experiment import MetricsLog, epoch_checkpoints, latest_checkpoint
+from speakervlad.train.experiment import MetricsLog, latest_checkpoint, list_checkpoints
 from speakervlad.train.validation import Validator
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "librispeech-train-clean-100-subset"
@@ -66,6 +66,7 @@ def overrides(args: argparse.Namespace) -> list[str]:
         "augment.speed_perturb=false", f"train.epochs={args.epochs}", f"train.max_minutes={args.minutes}",
         "optim.warmup_epochs=1", f"head.margin_ramp_start_epoch={args.epochs // 4}",
         f"head.margin_ramp_end_epoch={args.epochs // 2}", f"train.seed={args.seed}",
+        "train.keep_checkpoints=0",  # every epoch kept: the equal-epoch comparison needs the common one
         *args.overrides,
     ]
 
@@ -114,7 +115,9 @@ def evaluate(args: argparse.Namespace) -> None:
           f"{validator.trials.n_nontarget} non-target), {len(validator.paths)} segments of "
           f"{args.segment_seconds:g} s")
     # also compare at equal training (the last epoch every run completed), free of load differences
-    common = min(len(epoch_checkpoints(args.work / f"exp_{name}")) for name in args.configs)
+    finished = {name: {epoch: path for epoch, step, path in list_checkpoints(args.work / f"exp_{name}") if step == 0}
+                for name in args.configs}
+    common = min(max(epochs, default=0) for epochs in finished.values())
     at_common = f"EER @ epoch {common}"
     header = f"{'config':<22}{'untrained EER':>14}{'trained EER':>12}{at_common:>17}{'epochs':>8}" \
              f"{'steps':>7}{'samples/s':>10}{'minutes':>8}{'peak GFLOP/s before/after':>27}"
@@ -127,7 +130,8 @@ def evaluate(args: argparse.Namespace) -> None:
         untrained = validator(build_model(config.model))
         ckpt = load_checkpoint(latest_checkpoint(exp))
         trained = validator(ckpt.build_model())
-        equal = validator(load_checkpoint(epoch_checkpoints(exp)[common - 1]).build_model()) if common else float("nan")
+        at_epoch = finished[name].get(common)  # missing if pruned by an older run's keep_checkpoints
+        equal = validator(load_checkpoint(at_epoch).build_model()) if at_epoch else float("nan")
         state = ckpt.training_state
         steps = state["epochs_done"] * state["steps_per_epoch"] + state["step"]
         rows = MetricsLog(exp / "metrics.csv").rows()
