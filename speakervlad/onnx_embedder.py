@@ -1,8 +1,8 @@
 """Embed audio with an ONNX export of a speakervlad model, with onnxruntime alone.
 
-Nothing here imports torch: a deployment needs numpy, soundfile, soxr and
-onnxruntime (``pip install speakervlad`` without torch is not supported, but
-``import speakervlad.onnx_embedder`` in a process never loads it).
+Nothing here imports torch: a process that only embeds with the export needs
+numpy, soundfile, soxr and onnxruntime at run time (torch stays a dependency of
+the package, but is never loaded).
 
 >>> OnnxEmbedder("model.onnx").embed("speech.wav").shape        # doctest: +SKIP
 (512,)
