@@ -64,6 +64,18 @@ def test_crops_depend_only_on_seed_epoch_and_index(tmp_path):
     assert not torch.equal(other[0][0], first[1])
 
 
+def test_repeated_draws_of_one_item_get_different_crops_and_augmentations(tmp_path):
+    """k draws of one recording in an epoch are k examples, not one example k times."""
+    data, waves = dataset(tmp_path, [3.0], augmenter=lambda w, rng: w * rng.uniform(0.5, 1.0))
+    draws = [data[(0, number)][0].numpy() for number in range(16)]
+    assert len({d.tobytes() for d in draws}) == 16
+    (tmp_path / "plain").mkdir()
+    plain, _ = dataset(tmp_path / "plain", [3.0])
+    starts = {start_of(plain[(0, number)][0].numpy(), waves[0]) for number in range(16)}
+    assert len(starts) == 16
+    assert torch.equal(plain[(0, 3)][0], plain[(0, 3)][0])  # a draw is reproducible
+
+
 def test_short_file_is_tiled_and_reverse_concat_appends_reversed_signal(tmp_path):
     data, waves = dataset(tmp_path, [0.2])
     np.testing.assert_array_equal(data[0][0].numpy(), np.tile(waves[0], 3)[:8000])

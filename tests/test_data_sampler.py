@@ -11,10 +11,15 @@ from speakervlad.errors import ConfigError
 LABELS = np.array([2] * 12 + [0] + [1] * 5)  # uneven: speaker 0 has 1 utterance, 2 has 12
 
 
+def indices(sampler: SpeakerBalancedSampler) -> list[int]:
+    """The item indices of one iteration (without the draw numbers)."""
+    return [index for index, _ in sampler]
+
+
 @pytest.mark.parametrize("per_speaker, expected", [(4, 4), (0, 6)])  # 0: ceil(18 / 3)
 def test_each_speaker_is_drawn_equally_often(per_speaker, expected):
     sampler = SpeakerBalancedSampler(LABELS, utterances_per_speaker=per_speaker, seed=1)
-    drawn = np.array(list(sampler))
+    drawn = np.array(indices(sampler))
     assert len(drawn) == len(sampler) == 3 * expected
     np.testing.assert_array_equal(np.bincount(LABELS[drawn], minlength=3), [expected] * 3)
     for speaker in range(3):  # utterances of a speaker are used as evenly as possible
@@ -24,9 +29,9 @@ def test_each_speaker_is_drawn_equally_often(per_speaker, expected):
 
 def test_unbalanced_mode_and_unshuffled_order():
     sampler = SpeakerBalancedSampler(LABELS, balanced=False, seed=0)
-    assert sorted(sampler) == list(range(len(LABELS)))
+    assert sorted(indices(sampler)) == list(range(len(LABELS)))
     plain = SpeakerBalancedSampler(LABELS, utterances_per_speaker=2, shuffle=False)
-    assert list(plain) == [12, 12, 13, 14, 0, 1]
+    assert indices(plain) == [12, 12, 13, 14, 0, 1]
 
 
 def test_order_depends_only_on_seed_and_epoch():
@@ -37,7 +42,7 @@ def test_order_depends_only_on_seed_and_epoch():
     assert list(a) == list(b)
     b.set_epoch(6)
     assert list(a) != list(b)
-    assert list(SpeakerBalancedSampler(LABELS, seed=4)) != list(SpeakerBalancedSampler(LABELS, seed=3))
+    assert indices(SpeakerBalancedSampler(LABELS, seed=4)) != indices(SpeakerBalancedSampler(LABELS, seed=3))
 
 
 @pytest.mark.parametrize("world", [2, 4])
@@ -51,9 +56,18 @@ def test_ranks_get_equal_disjoint_strides_of_the_same_epoch(world):
         sampler.set_epoch(1)
         shards.append(list(sampler))
     assert {len(s) for s in shards} == {int(np.ceil(18 / world))}
-    # positions r, r+world, ... of the epoch, padded by wrap-around: disjoint positions
+    # positions r, r+world, ... of the epoch, padded by wrap-around: disjoint positions,
+    # and each draw is numbered by its position
     interleaved = [shards[i % world][i // world] for i in range(sum(map(len, shards)))]
-    assert interleaved == list(np.resize(epoch, len(interleaved)))
+    assert [index for index, _ in interleaved] == list(np.resize(epoch, len(interleaved)))
+    assert [number for _, number in interleaved] == list(range(len(interleaved)))
+
+
+def test_draw_numbers_are_unique_in_an_epoch_even_when_items_repeat():
+    sampler = SpeakerBalancedSampler(LABELS, utterances_per_speaker=12, seed=0)  # speaker 0: 12 x item 12
+    draws = list(sampler)
+    assert [number for _, number in draws] == list(range(36))
+    assert sum(index == 12 for index, _ in draws) == 12
 
 
 def test_set_start_skips_the_next_iteration_only():
@@ -67,8 +81,12 @@ def test_set_start_skips_the_next_iteration_only():
 
 
 def test_works_as_dataloader_sampler():
-    data = torch.utils.data.TensorDataset(torch.arange(len(LABELS)))
+    class ByIndex(torch.utils.data.Dataset):
+        def __getitem__(self, draw):
+            return draw[0]
+
+    data = ByIndex()
     sampler = SpeakerBalancedSampler(LABELS, utterances_per_speaker=4, seed=0)
     loader = torch.utils.data.DataLoader(data, batch_size=5, sampler=sampler)
     assert len(loader) == 3
-    assert torch.cat([b[0] for b in loader]).tolist() == list(sampler)
+    assert torch.cat(list(loader)).tolist() == indices(sampler)

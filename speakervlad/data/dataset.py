@@ -1,8 +1,12 @@
-"""Training examples: fixed-length random crops of utterances, seeded per item.
+"""Training examples: fixed-length random crops of utterances, seeded per draw.
 
-The crop of item ``i`` at epoch ``e`` depends only on ``(seed, e, i)``, never on
-the worker that reads it or on the order of reading, so a run resumed mid-epoch
-or with another number of DataLoader workers sees the same examples.
+The dataset is read with *draws* ``(item index, draw number)`` from
+:class:`~speakervlad.data.sampler.SpeakerBalancedSampler`. The crop (and its
+augmentation) of a draw at epoch ``e`` depends only on ``(seed, e, draw number,
+item index)``: never on the worker that reads it or on the order of reading, so
+a run resumed mid-epoch or with another number of DataLoader workers sees the
+same examples, and an item drawn k times in an epoch gives k different crops.
+A plain index ``i`` reads as the draw ``(i, i)``.
 
 Call :meth:`CropDataset.set_epoch` before creating each epoch's DataLoader
 iterator (workers copy the dataset when the iterator starts; do not use
@@ -22,6 +26,7 @@ import torch
 from ..audio import load_audio
 from ..errors import AudioError, ConfigError
 from .lists import SpeakerIndex, Utterance
+from .sampler import Draw
 
 #: formats read region by region (seekable, no decoder warm-up)
 SEEKABLE_SUFFIXES = {".wav", ".flac"}
@@ -69,13 +74,14 @@ class CropDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.utts)
 
-    def generator(self, index: int) -> np.random.Generator:
-        """The generator of item ``index`` at the current epoch."""
-        return np.random.default_rng([self.seed, self.epoch, index])
+    def generator(self, index: int, draw: int) -> np.random.Generator:
+        """The generator of draw number ``draw`` of item ``index`` at the current epoch."""
+        return np.random.default_rng([self.seed, self.epoch, draw, index])
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, draw: Draw | int) -> tuple[torch.Tensor, int]:
+        index, number = (draw, draw) if isinstance(draw, int) else draw
         utt = self.utts[index]
-        rng = self.generator(index)
+        rng = self.generator(index, number)
         wave = self.crop(utt, rng)
         if self.augmenter is not None:
             wave = self.augmenter(wave, rng)

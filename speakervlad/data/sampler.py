@@ -3,6 +3,11 @@
 An epoch's order depends only on ``(seed, epoch)``: every rank computes the same
 global order and takes its own stride of it, and a resumed run skips the items
 already seen with :meth:`SpeakerBalancedSampler.set_start`.
+
+The sampler yields *draws*, ``(item index, draw number)`` pairs; the draw number
+is the draw's position in the epoch's global order, unique within an epoch. The
+dataset seeds a draw's crop and augmentation by its number, so an item drawn k
+times in one epoch gives k different examples.
 """
 from __future__ import annotations
 
@@ -14,9 +19,12 @@ import torch
 
 from ..errors import ConfigError
 
+#: ``(item index, draw number)``: what the sampler yields and the dataset reads
+Draw = tuple[int, int]
 
-class SpeakerBalancedSampler(torch.utils.data.Sampler[int]):
-    """Indices into a dataset whose item ``i`` has class ``labels[i]``.
+
+class SpeakerBalancedSampler(torch.utils.data.Sampler[Draw]):
+    """Draws from a dataset whose item ``i`` has class ``labels[i]``.
 
     Balanced (default): each epoch every speaker is drawn the same number of
     times, ``utterances_per_speaker``, or when that is 0 the mean number of
@@ -27,8 +35,9 @@ class SpeakerBalancedSampler(torch.utils.data.Sampler[int]):
     shuffled together; without, they come speaker by speaker, in index order.
 
     The epoch's list is padded by wrap-around to a multiple of ``world_size`` and
-    rank ``r`` takes items ``r, r + world_size, ...``: all ranks get
-    ``len(self)`` indices, so DDP ranks take the same number of steps.
+    rank ``r`` takes positions ``r, r + world_size, ...``: all ranks get
+    ``len(self)`` draws, so DDP ranks take the same number of steps. A draw's
+    number is its position in that padded global list.
     """
 
     def __init__(
@@ -92,10 +101,12 @@ class SpeakerBalancedSampler(torch.utils.data.Sampler[int]):
         cycles = [group[rng.permutation(len(group))] for _ in range(rounds)]
         return np.concatenate(cycles)[: self.draws_per_speaker]
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[Draw]:
         start, self._start = self._start, 0
-        return iter(self.epoch_indices()[start:].tolist())
+        indices = self.epoch_indices()
+        numbers = self.rank + self.world_size * np.arange(len(indices))  # positions in the global list
+        return zip(indices[start:].tolist(), numbers[start:].tolist())
 
     def __len__(self) -> int:
-        """Indices per rank per epoch (not reduced by :meth:`set_start`)."""
+        """Draws per rank per epoch (not reduced by :meth:`set_start`)."""
         return self.num_samples
