@@ -4,7 +4,7 @@ A checkpoint is a dict saved with ``torch.save`` and loaded with
 ``torch.load(weights_only=True)``::
 
     format          "speakervlad-checkpoint"
-    format_version  1
+    format_version  2 (format 1, before ``model.embedding_norm``, still loads)
     config          the resolved ExperimentConfig as nested dicts
     model           SpeakerNet state dict
     head            margin-head state dict, or None
@@ -36,14 +36,16 @@ from .errors import CheckpointError, ConfigError
 from .models.speaker_net import PARTS, SpeakerNet, build_model
 
 FORMAT = "speakervlad-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: older formats that load, each upgraded to the current one by a function of its config dict
+READABLE_VERSIONS = (1, 2)
 
 #: which config fields shape each part, for mismatch messages
 _PART_FIELDS = {
     "frontend": "model.frontend",
     "trunk": "model.trunk / model.trunk_width / model.frontend (input bins)",
     "pooling": "model.pooling (name, clusters, ghost_clusters, feature_dim, attention_dim)",
-    "embedding": "model.embedding_dim / model.pooling",
+    "embedding": "model.embedding_dim / model.embedding_activation / model.embedding_norm",
 }
 
 
@@ -103,13 +105,14 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a speakervlad checkpoint (no {FORMAT!r} marker)")
     version = payload.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise CheckpointError(
             f"{path}: checkpoint format {version} is not supported by speakervlad {__version__} "
-            f"(reads format {FORMAT_VERSION}); upgrade speakervlad"
+            f"(reads formats {', '.join(map(str, READABLE_VERSIONS))}); upgrade speakervlad"
         )
     try:
-        config = from_dict(ExperimentConfig, payload["config"], where=f"{path} config")
+        config = from_dict(ExperimentConfig, upgrade_config(payload["config"], version),
+                           where=f"{path} config")
     except ConfigError as err:
         raise CheckpointError(f"{path}: its config is invalid: {err}") from None
     return Checkpoint(
@@ -121,6 +124,17 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         training_state=payload.get("training_state"),
         format_version=version,
     )
+
+
+def upgrade_config(config: dict, version: int) -> dict:
+    """The config dict of a format-``version`` checkpoint, in the current format.
+
+    Format 1 predates ``model.embedding_norm``: its embedding layer had no
+    normalisation, so an absent key means ``none`` (not today's default).
+    """
+    if version == 1 and "embedding_norm" not in config.get("model", {}):
+        return {**config, "model": {**config.get("model", {}), "embedding_norm": "none"}}
+    return config
 
 
 def load_weights(net: SpeakerNet, state: dict[str, torch.Tensor]) -> None:

@@ -44,7 +44,7 @@ class PoolingConfig:
     name: str = "ghostvlad"  # ghostvlad | netvlad | tap | tstp | asp
     clusters: int = 8  # VLAD clusters K
     ghost_clusters: int = 2  # ghost clusters G (netvlad forces 0)
-    feature_dim: int = 512  # VLAD: frame feature size after projection
+    feature_dim: int = 512  # VLAD: frame feature size after a 1x1 projection; 0 = no projection
     attention_dim: int = 128  # asp: hidden size of the attention
 
 
@@ -56,6 +56,9 @@ class ModelConfig:
     pooling: PoolingConfig = field(default_factory=PoolingConfig)
     embedding_dim: int = 512
     embedding_activation: str = "relu"  # relu | none
+    # after the embedding layer: "batchnorm" (BatchNorm1d; without it margin-softmax training
+    # stays near chance for the first hundred steps) or "none" (checkpoint format 1's layout)
+    embedding_norm: str = "batchnorm"
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,9 @@ class TrainConfig:
     log_every: int = 20
     validate_every: int = 0  # epochs; 0 = never
     max_minutes: float = 0.0  # 0 = no wall-clock budget
+    # with max_minutes: time the first steps and plan the epochs (at most `epochs`) that fit
+    # in the budget, so the lr schedule completes within it (speakervlad/train/budget.py)
+    fit_to_budget: bool = False
     keep_checkpoints: int = 10
 
 

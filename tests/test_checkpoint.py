@@ -72,3 +72,42 @@ def test_set_calibration_and_fingerprint(tmp_path):
     with torch.no_grad():
         net.embedding[0].bias.add_(1e-3)
     assert model_fingerprint(net) != before
+
+
+def _as_format_1(path):
+    """Rewrite a checkpoint as format 1 wrote it: no model.embedding_norm, no embedding BatchNorm."""
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 1
+    del payload["config"]["model"]["embedding_norm"]
+    payload["model"] = {k: v for k, v in payload["model"].items() if not k.startswith("embedding.1.")}
+    torch.save(payload, path)
+
+
+def test_format_1_checkpoints_load_without_embedding_norm(tmp_path):
+    cfg = _tiny("model.embedding_norm=none")
+    net = build_model(cfg.model)
+    path = save_checkpoint(tmp_path / "old.pt", net, _tiny())  # weights of a model without the norm
+    _as_format_1(path)
+    ckpt = load_checkpoint(path)
+    assert ckpt.config.model.embedding_norm == "none" and ckpt.format_version == 1
+    loaded = ckpt.build_model()
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in loaded.embedding)
+    wave = torch.randn(1, 16000)
+    torch.testing.assert_close(loaded(wave), net.eval()(wave))
+
+
+def test_embedding_norm_mismatch_is_named(tmp_path):
+    cfg = _tiny()
+    path = save_checkpoint(tmp_path / "m.pt", build_model(_tiny("model.embedding_norm=none").model), cfg)
+    with pytest.raises(CheckpointError, match=r"embedding \(check model.embedding_dim.*embedding.1.running_mean: missing"):
+        load_checkpoint(path).build_model()
+
+
+def test_newer_format_is_refused_with_advice(tmp_path):
+    cfg = _tiny()
+    path = save_checkpoint(tmp_path / "m.pt", build_model(cfg.model), cfg)
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = 99
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match="format 99 is not supported.*upgrade speakervlad"):
+        load_checkpoint(path)

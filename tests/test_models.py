@@ -17,7 +17,7 @@ def _randomise_norms(net):
     """Give BatchNorm layers non-trivial statistics so padding leaks would show."""
     gen = torch.Generator().manual_seed(0)
     for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.running_mean.copy_(torch.rand(m.num_features, generator=gen) - 0.5)
             m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
             m.bias.data.copy_(torch.rand(m.num_features, generator=gen) - 0.5)

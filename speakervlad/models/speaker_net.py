@@ -1,5 +1,8 @@
 """SpeakerNet: waveform -> frontend -> trunk -> pooling -> embedding layer.
 
+The embedding layer is a linear map, an optional ReLU and, by default, a
+BatchNorm1d (``model.embedding_norm``).
+
 >>> from speakervlad.config import load_config
 >>> net = build_model(load_config("resnet34_tstp").model).eval()
 >>> net(torch.randn(2, 16000)).shape
@@ -22,6 +25,8 @@ FeatureAugment = Callable[[Tensor, Tensor], Tensor]
 
 #: the parts of a model, in order, as reported by `speakervlad model info`
 PARTS = ("frontend", "trunk", "pooling", "embedding")
+EMBEDDING_ACTIVATIONS = ("relu", "none")
+EMBEDDING_NORMS = ("batchnorm", "none")
 
 
 class SpeakerNet(nn.Module):
@@ -29,8 +34,12 @@ class SpeakerNet(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        if cfg.embedding_activation not in ("relu", "none"):
-            raise ConfigError(f"embedding_activation must be relu or none, got {cfg.embedding_activation!r}")
+        if cfg.embedding_activation not in EMBEDDING_ACTIVATIONS:
+            raise ConfigError(f"model.embedding_activation must be one of {', '.join(EMBEDDING_ACTIVATIONS)}, "
+                              f"got {cfg.embedding_activation!r}")
+        if cfg.embedding_norm not in EMBEDDING_NORMS:
+            raise ConfigError(f"model.embedding_norm must be one of {', '.join(EMBEDDING_NORMS)}, "
+                              f"got {cfg.embedding_norm!r}")
         self.config = cfg
         self.frontend = build_frontend(cfg.frontend)
         self.trunk = build_trunk(cfg, self.frontend.num_bins)
@@ -38,6 +47,8 @@ class SpeakerNet(nn.Module):
         layers: list[nn.Module] = [nn.Linear(self.pooling.out_dim, cfg.embedding_dim)]
         if cfg.embedding_activation == "relu":
             layers.append(nn.ReLU())
+        if cfg.embedding_norm == "batchnorm":
+            layers.append(nn.BatchNorm1d(cfg.embedding_dim))
         self.embedding = nn.Sequential(*layers)
         self.embedding_dim = cfg.embedding_dim
         self.sample_rate = cfg.frontend.sample_rate
