@@ -115,6 +115,61 @@ def test_sigint_saves_the_position_and_resume_is_exact(corpus, reference, tmp_pa
     assert_same_run(tmp_path, reference)
 
 
+def weights_of(path):
+    ckpt = load_checkpoint(path)
+    return {**ckpt.model_state, **{f"head.{k}": v for k, v in ckpt.head_state.items()}}
+
+
+def test_repeated_draws_get_different_crops_and_resume_stays_exact(corpus, tmp_path):
+    config = tiny_config("data.utterances_per_speaker=8", "train.epochs=1")  # every recording drawn twice
+    trainer = Trainer(config, tmp_path / "whole", corpus)
+    trainer.dataset.set_epoch(0)
+    trainer.sampler.set_epoch(0)
+    crops: dict[int, list[torch.Tensor]] = {}
+    for index, number in trainer.sampler:
+        crops.setdefault(index, []).append(trainer.dataset[(index, number)][0])
+    assert sorted(len(c) for c in crops.values()) == [2] * 16
+    assert all(not torch.equal(a, b) for a, b in crops.values())
+    assert trainer.fit().finished
+    first = Trainer(config, tmp_path / "resumed", corpus).fit(max_steps=3)
+    assert (first.epochs_done, first.step) == (0, 3)
+    assert Trainer(config, tmp_path / "resumed", corpus).fit(resume=True).finished
+    got, want = (weights_of(tmp_path / run / "checkpoints" / "epoch_001.pt") for run in ("resumed", "whole"))
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_fit_to_budget_trains_the_planned_epochs_and_resume_keeps_the_plan(corpus, tmp_path, monkeypatch):
+    import speakervlad.train.trainer as trainer_module
+
+    plans = []
+
+    def plan(**kwargs):
+        plans.append(kwargs)
+        return 5
+
+    monkeypatch.setattr(trainer_module, "epochs_within_budget", plan)
+    config = tiny_config("train.epochs=50", "train.max_minutes=30", "train.fit_to_budget=true",
+                         "optim.warmup_epochs=0", "optim.final_lr=0.0005")
+    first = Trainer(config, tmp_path, corpus).fit(max_steps=8)  # the plan is made after 7 steps
+    assert len(plans) == 1 and plans[0]["max_epochs"] == 50 and plans[0]["steps_per_epoch"] == 2
+    assert (plans[0]["epoch"], plans[0]["step"]) == (3, 1)  # 7 steps of 2-step epochs
+    assert load_checkpoint(first.checkpoint).training_state["budget_plan"] == 5
+    result = Trainer(config, tmp_path, corpus).fit(resume=True)
+    assert len(plans) == 1  # not planned again
+    assert result.finished and result.epochs_done == 5
+    rows = MetricsLog(tmp_path / "metrics.csv").rows()
+    assert len(rows) == 5
+    # the exp schedule ran over the 5 planned epochs: its last step is near final_lr, not near lr
+    assert float(rows[-1]["lr"]) == pytest.approx(0.05 * (0.0005 / 0.05) ** (9 / 10))
+
+
+def test_without_fit_to_budget_no_plan_is_made(corpus, tmp_path):
+    result = Trainer(tiny_config("train.max_minutes=30"), tmp_path, corpus).fit()
+    assert result.finished and result.epochs_done == 2
+    assert load_checkpoint(result.checkpoint).training_state["budget_plan"] is None
+
+
 def test_time_budget_checkpoints_and_stops(corpus, tmp_path):
     result = Trainer(tiny_config("train.max_minutes=0.000001"), tmp_path, corpus).fit()
     assert (result.stopped_by, result.epochs_done, result.step) == ("budget", 0, 1)

@@ -74,11 +74,20 @@ def barrier(env: DistEnv) -> None:
 
 def all_reduce_sum(values: torch.Tensor, env: DistEnv) -> torch.Tensor:
     """Sum ``values`` over all processes (returned; the input is not changed)."""
+    return _all_reduce(values, env, dist.ReduceOp.SUM)
+
+
+def all_reduce_max(values: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    """Element-wise maximum of ``values`` over all processes (returned; the input is not changed)."""
+    return _all_reduce(values, env, dist.ReduceOp.MAX)
+
+
+def _all_reduce(values: torch.Tensor, env: DistEnv, op: "dist.ReduceOp") -> torch.Tensor:
     if not env.distributed:
         return values
-    total = values.detach().clone().to(_comm_device(env))
-    dist.all_reduce(total, op=dist.ReduceOp.SUM)
-    return total.to(values.device)
+    reduced = values.detach().clone().to(_comm_device(env))
+    dist.all_reduce(reduced, op=op)
+    return reduced.to(values.device)
 
 
 def any_process_reason(reason: str, env: DistEnv, reasons: tuple[str, ...] = STOP_REASONS) -> str:

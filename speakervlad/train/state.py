@@ -74,11 +74,12 @@ def restore_rng(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def load_training_checkpoint(trainer: "Trainer") -> tuple[int, int, dict]:
+def load_training_checkpoint(trainer: "Trainer") -> tuple[int, int, dict, int | None]:
     """Restore the latest checkpoint of ``trainer.exp_dir`` into ``trainer``.
 
-    Returns ``(epoch, step, epoch_stats)``: the epoch (0-based) and step to
-    continue from, and the statistics of that epoch so far.
+    Returns ``(epoch, step, epoch_stats, budget_plan)``: the epoch (0-based)
+    and step to continue from, the statistics of that epoch so far, and the
+    epochs planned to fit the time budget (None when no plan was made).
     """
     path = latest_checkpoint(trainer.exp_dir)
     if path is None:
@@ -115,4 +116,4 @@ def load_training_checkpoint(trainer: "Trainer") -> tuple[int, int, dict]:
         trainer.scaler.load_state_dict(state["scaler"])
     restore_rng(state["rng"])
     logger.info("resuming from %s (%d epochs + %d steps done)", path, state["epochs_done"], state["step"])
-    return state["epochs_done"], state["step"], state["epoch_stats"]
+    return state["epochs_done"], state["step"], state["epoch_stats"], state.get("budget_plan")

@@ -18,7 +18,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +35,9 @@ from ..data.sampler import SpeakerBalancedSampler
 from ..errors import ConfigError
 from ..models import build_head, build_model
 from . import distributed as ddp
+from .budget import StepTimer, epochs_within_budget
 from .experiment import MetricsLog, checkpoint_path, prune_checkpoints
+from .optimizers import autocast_dtype, build_optimizer
 from .schedules import learning_rate, margin_at
 from .state import (
     capture_rng, load_training_checkpoint, seed_everything, stream_seed, worker_init,
@@ -104,8 +106,8 @@ class Trainer:
         self.head = build_head(config.head, self.model.embedding_dim, len(self.speakers)).to(self.device)
         self.net = ModelWithHead(self.model, self.head)
         self.wrapped = ddp.wrap(self.net, self.env)
-        self.optimizer = _build_optimizer(config, self.net.parameters())
-        self.autocast_dtype = _autocast_dtype(config.optim.precision, self.device)
+        self.optimizer = build_optimizer(config.optim, self.net.parameters())
+        self.autocast_dtype = autocast_dtype(config.optim.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         augmenter = None
         if config.augment.noise_prob > 0 or config.augment.reverb_prob > 0:
@@ -133,15 +135,24 @@ class Trainer:
         self._steps_run = 0
         self._max_steps: int | None = None
         self._position = (0, 0)  # (epoch, steps done in it)
+        #: epochs planned to fit the time budget (budget.py), once made; None: train.epochs
+        self.budget_plan: int | None = None
+        self._step_timer = StepTimer()
 
     # ------------------------------------------------------------------ public
+    @property
+    def planned_epochs(self) -> int:
+        """The epochs this run trains: ``train.epochs``, or fewer planned to fit the budget."""
+        return self.config.train.epochs if self.budget_plan is None else self.budget_plan
+
     def fit(self, resume: bool = False, max_steps: int | None = None) -> TrainResult:
         """Train until all epochs are done, a signal, the time budget or ``max_steps``."""
         cfg = self.config.train
         epoch, step, stats = 0, 0, _EpochStats()
         if resume:
-            epoch, step, saved_stats = load_training_checkpoint(self)
+            epoch, step, saved_stats, budget_plan = load_training_checkpoint(self)
             stats = _EpochStats(**saved_stats) if step else stats
+            self.budget_plan = budget_plan if cfg.fit_to_budget else None
         if self.env.is_main:
             self.exp_dir.mkdir(parents=True, exist_ok=True)
             self.speakers.save(self.exp_dir / "speakers.txt")
@@ -152,7 +163,7 @@ class Trainer:
         previous = self._install_signal_handlers()
         path = None
         try:
-            while epoch < cfg.epochs:
+            while epoch < self.planned_epochs:
                 stopped_by = self._train_epoch(epoch, step, stats)
                 if stopped_by and self._position[1] < self.steps_per_epoch:
                     path = self._save(epoch, self._position[1], stats) if self.env.is_main else None
@@ -161,7 +172,7 @@ class Trainer:
                 path = self._end_epoch(epoch, stats)
                 epoch, step, stats = epoch + 1, 0, _EpochStats()
                 if stopped_by:
-                    return TrainResult(epoch, 0, epoch >= cfg.epochs, stopped_by, path)
+                    return TrainResult(epoch, 0, epoch >= self.planned_epochs, stopped_by, path)
             return TrainResult(epoch, 0, True, "", path)
         finally:
             self._restore_signal_handlers(previous)
@@ -182,17 +193,17 @@ class Trainer:
         )
         self.net.train()
         progress = tqdm(
-            total=self.steps_per_epoch, initial=start, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+            total=self.steps_per_epoch, initial=start, desc=f"epoch {epoch + 1}/{self.planned_epochs}",
             unit="step", disable=not self.env.is_main, dynamic_ncols=True, leave=False,
         )
         self._position = (epoch, start)
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device)
         seen = 0
-        tick = time.monotonic()
+        tick = last_step_end = time.monotonic()
         stopped_by = ""
         for step, (waves, labels) in enumerate(loader, start=start):
-            lr = learning_rate(cfg.optim, cfg.train.epochs, epoch, step, self.steps_per_epoch)
+            lr = learning_rate(cfg.optim, self.planned_epochs, epoch, step, self.steps_per_epoch)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             loss, hits = self._step(waves, labels, epoch, step)
@@ -201,6 +212,11 @@ class Trainer:
             seen += len(labels)
             self._steps_run += 1
             self._position = (epoch, step + 1)
+            if self._plan_pending():
+                now = time.monotonic()
+                self._step_timer.add(now - last_step_end)
+                last_step_end = now
+                self._plan_if_timed(epoch, step + 1)
             stats.lr = lr
             progress.update(1)
             last = step + 1 == self.steps_per_epoch
@@ -284,7 +300,7 @@ class Trainer:
             eer_text = f", validation EER {val_eer:.2%}" if val_eer != "" else ""
             logger.info(
                 "epoch %d/%d: loss %.4f, accuracy %.3f, lr %.3g, margin %.3f, %.1f samples/s, %.0f s%s",
-                epoch + 1, cfg.epochs, row["loss"], row["acc"], row["lr"], row["margin"],
+                epoch + 1, self.planned_epochs, row["loss"], row["acc"], row["lr"], row["margin"],
                 row["samples_per_s"], row["seconds"], eer_text,
             )
             path = self._save(epoch + 1, 0, _EpochStats())
@@ -309,12 +325,34 @@ class Trainer:
             "sampler": {"epoch": epochs_done, "start": step * self.batch_size},
             "speakers": list(self.speakers.speakers),
             "epoch_stats": asdict(stats),
+            "budget_plan": self.budget_plan,
         }
         provenance = {**self.provenance, "epochs_done": epochs_done, "step": step}
         save_checkpoint(path, self.model, self.config, head=self.head, provenance=provenance,
                         training_state=state)
         logger.info("saved %s", path)
         return path
+
+    # ---------------------------------------------------------------- the plan
+    def _plan_pending(self) -> bool:
+        train = self.config.train
+        return train.fit_to_budget and train.max_minutes > 0 and self.budget_plan is None
+
+    def _plan_if_timed(self, epoch: int, steps_done: int) -> None:
+        """Once the first steps are timed, plan the epochs that fit in ``train.max_minutes``."""
+        if not self._step_timer.ready:
+            return
+        timing = torch.tensor([self._step_timer.step_seconds(), self._step_timer.first_step_overhead(),
+                               time.monotonic() - self._started])
+        step_seconds, overhead, elapsed = ddp.all_reduce_max(timing, self.env).tolist()  # the slowest rank
+        self.budget_plan = epochs_within_budget(
+            remaining_seconds=self.config.train.max_minutes * 60 - elapsed, epoch=epoch, step=steps_done,
+            steps_per_epoch=self.steps_per_epoch, step_seconds=step_seconds, epoch_overhead=overhead,
+            max_epochs=self.config.train.epochs,
+        )
+        logger.info("planned %d epochs (%d steps) within the %g-minute budget: %.2f s/step, %.1f s more per "
+                    "epoch", self.planned_epochs, self.planned_epochs * self.steps_per_epoch,
+                    self.config.train.max_minutes, step_seconds, overhead)
 
     # -------------------------------------------------------------- stopping
     def _stop_reason(self) -> str:
@@ -347,30 +385,3 @@ class Trainer:
     def _restore_signal_handlers(previous: dict) -> None:
         for sig, old in previous.items():
             signal.signal(sig, old)
-
-
-def _build_optimizer(config: ExperimentConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
-    optim = config.optim
-    if optim.optimizer == "adam":
-        return torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay)
-    if optim.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum,
-                               weight_decay=optim.weight_decay)
-    raise ConfigError(f"unknown optim.optimizer {optim.optimizer!r}; valid: adam, sgd")
-
-
-def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device``; errors say what works."""
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ConfigError("this GPU does not support bf16; use optim.precision=fp16 or fp32")
-        return torch.bfloat16
-    if precision == "fp16":
-        if device.type != "cuda":
-            raise ConfigError("fp16 autocast needs a GPU; on CPU use optim.precision=bf16 or fp32")
-        return torch.float16
-    raise ConfigError(f"unknown optim.precision {precision!r}; valid: fp32, bf16, fp16")
-
-

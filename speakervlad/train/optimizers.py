@@ -1,0 +1,60 @@
+"""Optimisers and training precisions, chosen by name (``optim.optimizer``, ``optim.precision``).
+
+>>> from speakervlad.config import OptimConfig
+>>> OPTIMIZERS.names(), PRECISIONS.names()
+(['adam', 'sgd'], ['bf16', 'fp16', 'fp32'])
+>>> autocast_dtype("bf16", torch.device("cpu"))
+torch.bfloat16
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from ..config import OptimConfig
+from ..errors import ConfigError
+from ..registry import Registry
+
+OPTIMIZERS: Registry[torch.optim.Optimizer] = Registry("optim.optimizer")
+PRECISIONS: Registry[torch.dtype | None] = Registry("optim.precision")
+
+
+@OPTIMIZERS.register("adam")
+def _adam(optim: OptimConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=optim.lr, weight_decay=optim.weight_decay)
+
+
+@OPTIMIZERS.register("sgd")
+def _sgd(optim: OptimConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
+
+
+@PRECISIONS.register("fp32")
+def _fp32(device: torch.device) -> None:
+    return None
+
+
+@PRECISIONS.register("bf16")
+def _bf16(device: torch.device) -> torch.dtype:
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("this GPU does not support bf16; use optim.precision=fp16 or fp32")
+    return torch.bfloat16
+
+
+@PRECISIONS.register("fp16")
+def _fp16(device: torch.device) -> torch.dtype:
+    if device.type != "cuda":
+        raise ConfigError("fp16 autocast needs a GPU; on CPU use optim.precision=bf16 or fp32")
+    return torch.float16
+
+
+def build_optimizer(optim: OptimConfig, params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    """The optimiser named by ``optim.optimizer`` over ``params``."""
+    return OPTIMIZERS.get(optim.optimizer)(optim, params)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (None: fp32); errors say what works."""
+    return PRECISIONS.get(precision)(device)
