@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..data.lists import (
-    build_list, check_readable, cut_segments, make_trials, split_speakers, write_list, write_trials,
+    all_pairs, build_list, check_readable, cut_segments, make_trials, split_speakers, write_list, write_trials,
 )
 from ..errors import ConfigError
 
@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 TRAIN_LIST, HELDOUT_LIST, TRIALS, SEGMENTS, UNREADABLE, SUMMARY = (
     "train.tsv", "heldout.tsv", "trials.txt", "segments", "unreadable.txt", "prepare.json")
 DEFAULT_SEGMENT_SECONDS = 3.0
+ALL = "all"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,8 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="corpus layout (default: detected)")
     parser.add_argument("--out", required=True, type=Path, help="folder to write the lists to")
     parser.add_argument("--heldout", type=int, default=0, help="speakers held out for trials (default 0)")
-    parser.add_argument("--trials", type=int, default=2000, help="trials to draw (default 2000)")
-    parser.add_argument("--target-fraction", type=float, default=0.5, help="share of target trials")
+    parser.add_argument("--trials", type=_trial_count, default=2000,
+                        help="trials to draw (default 2000), or 'all': every pair of held-out utterances")
+    parser.add_argument("--target-fraction", type=float, default=0.5,
+                        help="share of target trials among the drawn ones (not with --trials all)")
     parser.add_argument("--segment-seconds", type=float,
                         help="cut held-out recordings into segments this long (default: only when a "
                         f"held-out speaker has one recording, then {DEFAULT_SEGMENT_SECONDS:g} s)")
@@ -76,7 +79,10 @@ def run(args: argparse.Namespace) -> int:
             held = cut_segments(held, args.out / SEGMENTS, seconds)
             if not held:
                 raise ConfigError(f"no held-out recording is {seconds:g} s long; lower --segment-seconds")
-        trials = make_trials(held, args.trials, seed=args.seed, target_fraction=args.target_fraction)
+        if args.trials == ALL:
+            trials = all_pairs(held)
+        else:
+            trials = make_trials(held, args.trials, seed=args.seed, target_fraction=args.target_fraction)
         write_list(args.out / HELDOUT_LIST, held)
         write_trials(args.out / TRIALS, trials)
         targets = sum(t for _, _, t in trials)
@@ -87,3 +93,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.out / TRIALS}: {len(trials)} trials ({targets} target, {len(trials) - targets} non-target)")
     (args.out / SUMMARY).write_text(json.dumps(summary, indent=1) + "\n")
     return 0
+
+
+def _trial_count(text: str) -> int | str:
+    if text == ALL:
+        return ALL
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of trials or 'all', got {text!r}") from None
+    if count <= 0:
+        raise argparse.ArgumentTypeError(f"the number of trials must be positive, got {count}")
+    return count

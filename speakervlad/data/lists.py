@@ -33,12 +33,12 @@ import numpy as np
 from ..audio import AUDIO_SUFFIXES
 from ..errors import ConfigError
 from .readable import check_readable
-from .trials import cut_segments, make_trials, split_speakers, write_trials
+from .trials import all_pairs, cut_segments, make_trials, split_speakers, write_trials
 
 __all__ = [
     "Utterance", "scan_voxceleb", "read_kaldi_dir", "scan_folder", "build_list", "write_list",
     "read_list", "check_readable", "SpeakerIndex", "add_speed_perturbation", "split_speakers",
-    "make_trials", "write_trials", "cut_segments", "LIST_HEADER",
+    "make_trials", "all_pairs", "write_trials", "cut_segments", "LIST_HEADER",
 ]
 
 logger = logging.getLogger(__name__)

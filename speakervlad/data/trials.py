@@ -99,6 +99,22 @@ def make_trials(
     return [trials[i] for i in rng.permutation(len(trials))]
 
 
+def all_pairs(utts: Sequence["Utterance"]) -> list[Trial]:
+    """Every unordered pair of distinct utterances as a trial, in key order.
+
+    >>> from speakervlad.data.lists import Utterance
+    >>> all_pairs([Utterance(k, k[0], "") for k in ("a1", "b1", "a2")])
+    [('a1', 'a2', True), ('a1', 'b1', False), ('a2', 'b1', False)]
+    """
+    ordered = sorted(utts, key=lambda u: u.key)
+    if len({u.key for u in ordered}) != len(ordered):
+        raise TrialError("utterance keys must be unique to build trials")
+    return [
+        (a.key, b.key, a.speaker == b.speaker)
+        for i, a in enumerate(ordered) for b in ordered[i + 1:]
+    ]
+
+
 def write_trials(path: str | Path, trials: Sequence[Trial]) -> None:
     """Write trials in the VoxCeleb format: ``1 enroll test`` (target) / ``0 enroll test``."""
     lines = []

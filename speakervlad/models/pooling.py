@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import PoolingConfig
+from ..errors import ConfigError
 from ..masking import time_mask
 from ..registry import Registry
 
@@ -48,20 +49,24 @@ class GhostVLAD(Pooling):
 
     A 1x1 projection (+ReLU) gives D-dim frame features and another gives the
     K+G cluster scores, as the reference's two (7,1) convolutions over the
-    trunk's 7 x 512 map do.
+    trunk's 7 x 512 map do. ``feature_dim=0`` aggregates the trunk's frames as
+    they are (D = ``in_dim``, no projection).
     """
 
     def __init__(self, in_dim: int, feature_dim: int, clusters: int, ghost_clusters: int):
         super().__init__()
+        if feature_dim < 0:
+            raise ConfigError(f"model.pooling.feature_dim must be >= 0 (0: no projection), got {feature_dim}")
         self.clusters, self.ghost_clusters = clusters, ghost_clusters
-        self.features = nn.Conv1d(in_dim, feature_dim, 1)
+        self.features = nn.Conv1d(in_dim, feature_dim, 1) if feature_dim else None
+        feature_dim = feature_dim or in_dim
         self.assign = nn.Conv1d(in_dim, clusters + ghost_clusters, 1)
         self.centers = nn.Parameter(torch.empty(clusters + ghost_clusters, feature_dim))
         nn.init.orthogonal_(self.centers)
         self.out_dim = clusters * feature_dim
 
     def stats(self, x: Tensor, lengths: Tensor) -> Stats:
-        feats = self.features(x).relu()  # (B, D, T)
+        feats = x if self.features is None else self.features(x).relu()  # (B, D, T)
         weights = self.assign(x).softmax(dim=1)  # (B, K+G, T)
         weights = weights * time_mask(lengths, x.shape[-1]).to(x.dtype)[:, None, :]
         return {

@@ -1,0 +1,328 @@
+"""Ablation: where speakervlad's trainer and a minimal training loop part, on real speech.
+
+The yardstick is ``../shared/reference/minimal_loop.py``: ResNet-34 (width 16) +
+GhostVLAD (K=8, G=2) + a 256-d embedding with BatchNorm + AAM-softmax (m 0.2,
+s 30) on 80-bin fbank, Adam 2e-3, batches of 64 random 2 s crops. Row A is that
+recipe in ``speakervlad train`` with every difference set the loop's way; each
+further row switches one difference to the trainer's way, alone:
+
+    B  no normalisation after the embedding layer (the trainer before the fix)
+    C  repeated draws of a recording get the same crop (the trainer before the fix)
+    D  a 1x1 projection (+ReLU) to 256-d features before VLAD (the loop: raw 1280-d frames)
+    E  orthogonal cluster centres (the loop: N(0, 0.1^2))
+    F  crop-level fbank mean normalisation (the loop: utterance-level, before cropping)
+    G  the speaker-balanced sampler, epochs of 16 draws per speaker (the loop: uniform, with replacement)
+    H  all of D-G: the trainer's defaults after the fix
+    I  all of B-G: the trainer before the fix
+
+Differences that are not config options (C, E, F, G) are patched into the trainer
+from here; F relies on the subset's one recording per speaker (label = recording).
+
+Data: ``../shared/data/librispeech-train-clean-100-subset``, 51 speakers held out
+with the loop's split (seed 0). Trials, as the loop's: every held-out recording
+cut into 3 s pieces, all pairs (282 target / 16,189 non-target). A second list
+pairs the two halves of every held-out recording with each other and with all
+other halves (longer test material; 49-51 targets, so coarse). Every run trains
+``--steps`` steps; two seeds by default.
+
+    python benchmarks/training_ablation.py --work /tmp/ablation --steps 60 --parallel 2
+    python benchmarks/training_ablation.py --work /tmp/ablation --table      # the table so far
+
+Each run leaves WORK/runs/ROW_sSEED/result.json; finished runs are not redone.
+``--loop-seconds S`` also runs the loop itself for S seconds (time-budgeted, so its
+step count is reported, not set).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from speakervlad.config import apply_overrides, load_config
+from speakervlad.data.lists import Utterance, all_pairs, build_list, split_speakers
+from speakervlad.data.sampler import SpeakerBalancedSampler
+from speakervlad.data.trials import cut_segments
+from speakervlad.inference import EmbeddingModel
+from speakervlad.scoring.metrics import eer
+from speakervlad.train.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT / ".." / "shared" / "data" / "librispeech-train-clean-100-subset"
+LOOP = ROOT / ".." / "shared" / "reference" / "minimal_loop.py"
+PATTERN = r"^(?P<speaker>\d+)-"
+HELDOUT, SPLIT_SEED, PIECE_SECONDS = 51, 0, 3.0
+
+#: the loop's recipe in speakervlad's terms (the issue's config), plus its VLAD over raw frames
+LOOP_RECIPE = [
+    "model.frontend.name=fbank", "model.frontend.n_mels=80", "model.frontend.normalize=mean",
+    "model.trunk=resnet34", "model.trunk_width=16",
+    "model.pooling.name=ghostvlad", "model.pooling.clusters=8", "model.pooling.ghost_clusters=2",
+    "model.pooling.feature_dim=0", "model.embedding_dim=256", "model.embedding_activation=none",
+    "model.embedding_norm=batchnorm",
+    "head.name=aam_softmax", "head.margin=0.2", "head.scale=30.0",
+    "head.margin_ramp_start_epoch=0", "head.margin_ramp_end_epoch=0",
+    "data.crop_seconds=2.0", "data.batch_size=64", "data.num_workers=0", "data.utterances_per_speaker=16",
+    "augment.noise_prob=0", "augment.reverb_prob=0", "augment.speed_perturb=false",
+    "optim.optimizer=adam", "optim.lr=0.002", "optim.weight_decay=1e-5", "optim.scheduler=constant",
+    "train.epochs=1000", "train.keep_checkpoints=1",
+]
+#: loop-side switches that are patched, not configured
+LOOP_PATCHES = {"fresh_crops", "normal_centres", "utterance_mean", "uniform_sampler"}
+
+ROWS: dict[str, tuple[str, list[str], set[str]]] = {
+    # name: (description, extra overrides, loop-side patches *removed*)
+    "A": ("the loop's recipe in the trainer", [], set()),
+    "B": ("A + no embedding normalisation", ["model.embedding_norm=none"], set()),
+    "C": ("A + repeated crops", [], {"fresh_crops"}),
+    "D": ("A + 1x1 projection to 256-d before VLAD", ["model.pooling.feature_dim=256"], set()),
+    "E": ("A + orthogonal centres", [], {"normal_centres"}),
+    "F": ("A + crop-level mean normalisation", [], {"utterance_mean"}),
+    "G": ("A + speaker-balanced sampler", [], {"uniform_sampler"}),
+    "H": ("trainer defaults after the fix (A + D-G)", ["model.pooling.feature_dim=256"],
+          {"normal_centres", "utterance_mean", "uniform_sampler"}),
+    "I": ("trainer before the fix (A + B-G)", ["model.pooling.feature_dim=256", "model.embedding_norm=none"],
+          set(LOOP_PATCHES)),
+}
+
+
+# ----------------------------------------------------------------------------- data
+def prepare(data: Path, work: Path) -> dict:
+    """Training list, the loop's 3 s-piece trials and the halves trials (once per WORK)."""
+    done = work / "data" / "prepared.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    utts = build_list(data, pattern=PATTERN)
+    train, held = split_speakers(utts, HELDOUT, seed=SPLIT_SEED)
+    pieces = cut_segments(held, work / "data" / "pieces", PIECE_SECONDS)
+    halves = []
+    for utt in held:
+        wave, rate = sf.read(utt.path, dtype="float32")
+        middle = len(wave) // 2
+        for k, part in enumerate((wave[:middle], wave[middle:])):
+            key = f"{Path(utt.key).stem}_half{k}.wav"
+            path = work / "data" / "halves" / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, part, rate, subtype="PCM_16")
+            halves.append(Utterance(key, utt.speaker, str(path)))
+    info = {
+        "train": [[u.key, u.speaker, u.path] for u in train],
+        "lists": {
+            "pieces_3s": [[u.key, u.speaker, u.path] for u in pieces],
+            "halves": [[u.key, u.speaker, u.path] for u in halves],
+        },
+    }
+    done.write_text(json.dumps(info))
+    return info
+
+
+def trial_lists(info: dict) -> dict[str, tuple[list[str], np.ndarray, np.ndarray, np.ndarray]]:
+    """name -> (paths, enroll index, test index, labels)."""
+    out = {}
+    for name, rows in info["lists"].items():
+        utts = [Utterance(*row) for row in rows]
+        position = {u.key: i for i, u in enumerate(utts)}
+        trials = all_pairs(utts)
+        out[name] = (
+            [u.path for u in utts],
+            np.array([position[a] for a, _, _ in trials]),
+            np.array([position[b] for _, b, _ in trials]),
+            np.array([t for _, _, t in trials], dtype=bool),
+        )
+    return out
+
+
+def evaluate(model: torch.nn.Module, lists: dict) -> dict[str, float]:
+    """EER (%) of each trial list, cosine scoring, whole pieces."""
+    embedder = EmbeddingModel(model, fuse=False)
+    result = {}
+    for name, (paths, enroll, test, labels) in lists.items():
+        emb = embedder.embed_many(paths)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        scores = np.einsum("ij,ij->i", emb[enroll], emb[test])
+        result[f"eer_{name}"] = 100 * eer(scores, labels)[0]
+        result[f"targets_{name}"] = int(labels.sum())
+    return result
+
+
+# ----------------------------------------------------------------------------- patches
+class UniformSampler(SpeakerBalancedSampler):
+    """The loop's sampler: every draw uniform over the items, with replacement."""
+
+    def epoch_indices(self) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        items = sum(len(group) for group in self._groups)
+        order = rng.integers(0, items, self.num_samples * self.world_size)
+        return order[self.rank :: self.world_size]
+
+
+def apply_patches(trainer: Trainer, loop_side: set[str], seed: int, losses: list[float]) -> Callable[[], None]:
+    """Set the differences in ``loop_side`` the loop's way and record the step losses in
+    ``losses``; returns what undoes the frontend patch (for evaluation)."""
+    dataset, model = trainer.dataset, trainer.model
+    if "fresh_crops" not in loop_side:  # the trainer before the fix: the crop depends on the item only
+        dataset.generator = lambda index, draw: np.random.default_rng([dataset.seed, dataset.epoch, index])
+    if "normal_centres" in loop_side:
+        with torch.no_grad():
+            model.pooling.centers.copy_(torch.randn(model.pooling.centers.shape,
+                                                    generator=torch.Generator().manual_seed(seed)) * 0.1)
+    if "uniform_sampler" in loop_side:
+        trainer.sampler = UniformSampler(dataset.labels, seed=seed,
+                                         utterances_per_speaker=trainer.sampler.draws_per_speaker)
+    batch_means = None
+    if "utterance_mean" in loop_side:
+        frontend = model.frontend
+        means = []
+        with torch.no_grad():
+            for utt in dataset.utts:  # label i = recording i (one recording per speaker)
+                wave = torch.from_numpy(sf.read(utt.path, dtype="float32")[0])[None]
+                feats, lengths = frontend.raw(wave, torch.tensor([wave.shape[1]]))
+                means.append(feats[0, :, : int(lengths[0])].mean(-1))
+        utterance_means = torch.stack(means)  # (N, F), rows in label order
+        assert list(dataset.labels) == sorted(dataset.labels), "one recording per speaker expected"
+        batch_means = {"labels": None}
+
+        def utterance_stats(feats, frame_lengths):
+            chosen = utterance_means[batch_means["labels"]]  # (B, F)
+            return {"count": torch.ones(len(chosen)), "sum": chosen, "sumsq": chosen.pow(2)}
+
+        frontend.norm_stats = utterance_stats
+    original_step = trainer._step
+
+    def step(waves, labels, epoch, index):
+        if batch_means is not None:
+            batch_means["labels"] = labels
+        loss, hits = original_step(waves, labels, epoch, index)
+        losses.append(float(loss))
+        return loss, hits
+
+    trainer._step = step
+
+    def restore_frontend() -> None:
+        if batch_means is not None:
+            del model.frontend.norm_stats  # back to the class's method for evaluation
+
+    return restore_frontend
+
+
+# ----------------------------------------------------------------------------- runs
+def run_one(args: argparse.Namespace, row: str, seed: int) -> dict:
+    out = args.work / "runs" / f"{row}_s{seed}"
+    result_path = out / "result.json"
+    if result_path.is_file():
+        return json.loads(result_path.read_text())
+    info = prepare(args.data, args.work)
+    description, extra, trainer_side = ROWS[row]
+    config = apply_overrides(load_config("resnet34_ghostvlad"),
+                             [*LOOP_RECIPE, *extra, f"train.seed={seed}", *args.overrides])
+    train = [Utterance(*r) for r in info["train"]]
+    torch.set_num_threads(args.threads)
+    losses: list[float] = []
+    trainer = Trainer(config, out, train)
+    restore_frontend = apply_patches(trainer, LOOP_PATCHES - trainer_side, seed, losses)
+    started = time.monotonic()
+    trainer.fit(max_steps=args.steps)
+    seconds = time.monotonic() - started
+    restore_frontend()
+    result = {
+        "row": row, "seed": seed, "description": description, "steps": len(losses),
+        "train_seconds": round(seconds, 1), "samples_per_s": round(len(losses) * config.data.batch_size / seconds, 2),
+        "final_loss": statistics.mean(losses[-10:]),
+        **evaluate(trainer.model.eval(), trial_lists(info)),
+    }
+    for path in (out / "checkpoints").glob("*.pt"):
+        path.unlink()  # results only: the checkpoints are hundreds of MB over a whole table
+    result_path.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def run_loop(args: argparse.Namespace, seconds: float) -> dict:
+    """The reference loop itself, time-budgeted (its own split and 3 s-piece trials)."""
+    out = args.work / "runs" / f"loop_{seconds:g}s"
+    result_path = out / "result.json"
+    if result_path.is_file():
+        return json.loads(result_path.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "THREADS": str(args.threads)}
+    text = subprocess.run([sys.executable, str(LOOP), str(seconds)], env=env, check=True,
+                          capture_output=True, text=True).stdout
+    (out / "log.txt").write_text(text)
+    final = re.search(r"steps=(\d+) .*EER=([\d.]+)%", text)
+    losses = [float(x) for x in re.findall(r"loss ([\d.]+)", text)]
+    result = {"row": "loop", "seed": 0, "description": f"minimal_loop.py {seconds:g} s",
+              "steps": int(final[1]), "eer_pieces_3s": float(final[2]),
+              "final_loss": losses[-1] if losses else float("nan")}
+    result_path.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def table(work: Path) -> str:
+    results = [json.loads(p.read_text()) for p in sorted((work / "runs").glob("*/result.json"))]
+    lines = ["| row | what | steps | seeds | 3 s pieces EER (each seed) | mean | halves EER (mean) | final loss |",
+             "|---|---|---|---|---|---|---|---|"]
+    rows = sorted({r["row"] for r in results}, key=lambda r: (r == "loop", r))
+    for row in rows:
+        runs = [r for r in results if r["row"] == row]
+        each = " / ".join(f"{r['eer_pieces_3s']:.2f}" for r in runs)
+        mean = statistics.mean(r["eer_pieces_3s"] for r in runs)
+        halves = [r["eer_halves"] for r in runs if "eer_halves" in r]
+        halves_text = f"{statistics.mean(halves):.2f}" if halves else "–"
+        loss = statistics.mean(r["final_loss"] for r in runs)
+        steps = "/".join(sorted({str(r["steps"]) for r in runs}))
+        lines.append(f"| {row} | {runs[0]['description']} | {steps} | {len(runs)} | {each} | {mean:.2f} | "
+                     f"{halves_text} | {loss:.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=60, help="training steps of every run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--parallel", type=int, default=1, help="runs at once (each --threads threads)")
+    parser.add_argument("--loop-seconds", type=float, nargs="*", default=[],
+                        help="also run minimal_loop.py for these budgets")
+    parser.add_argument("--table", action="store_true", help="print the table of finished runs and stop")
+    parser.add_argument("--one", nargs=2, metavar=("ROW", "SEED"), help=argparse.SUPPRESS)
+    parser.add_argument("overrides", nargs="*", help="config overrides applied to every row")
+    args = parser.parse_args()
+    if args.table:
+        print(table(args.work))
+        return
+    if args.one:
+        run_one(args, args.one[0], int(args.one[1]))
+        return
+    prepare(args.data, args.work)
+    jobs = [[sys.executable, __file__, "--work", str(args.work), "--data", str(args.data), "--steps",
+             str(args.steps), "--threads", str(args.threads), "--one", row, str(seed), *args.overrides]
+            for row in args.rows for seed in args.seeds]
+    running: list[subprocess.Popen] = []
+    for job in jobs:
+        while len(running) >= args.parallel:
+            time.sleep(2)
+            running = [p for p in running if p.poll() is None]
+        running.append(subprocess.Popen(job))
+    for process in running:
+        process.wait()
+    for seconds in args.loop_seconds:
+        run_loop(args, seconds)
+    print(table(args.work))
+
+
+if __name__ == "__main__":
+    main()
