@@ -57,7 +57,8 @@ def child(model_name: str, minutes: float, precision: str, release: bool) -> dic
     folder.rmdir()
     return {"minutes": minutes, "model": model_name, "precision": precision, "wall_s": round(seconds, 1),
             "x_rt": round(60 * minutes / seconds, 1), "peak_rss_mib": round(peak_rss_mib()),
-            "rss_model_mib": round(before), "retained": retained, "chunk_s": model.whole_seconds, "dim": int(embedding.shape[0])}
+            "rss_model_mib": round(before), "retained": retained, "chunk_s": model.whole_seconds,
+            "dim": int(embedding.shape[0])}
 
 
 def main() -> int:
@@ -71,7 +72,8 @@ def main() -> int:
     if args.child:
         print(json.dumps(child(args.model, args.minutes[0], args.precision, args.release_memory)))
         return 0
-    print("| recording | model | precision | malloc keeps freed memory | peak RSS | peak RSS before embedding | wall | x RT |")
+    print("| recording | model | precision | malloc keeps freed memory | peak RSS | peak RSS before embedding "
+          "| wall | x RT |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for minutes in args.minutes:
         done = subprocess.run([sys.executable, __file__, "--child", "--model", args.model, "--minutes", str(minutes),

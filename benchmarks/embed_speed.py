@@ -48,10 +48,10 @@ from speakervlad.audio import load_audio
 from speakervlad.checkpoint import load_checkpoint
 from speakervlad.config import load_config
 from speakervlad.export import export_onnx, export_torchscript, load_torchscript
-from speakervlad.onnx_embedder import OnnxEmbedder
 from speakervlad.extract import extract, list_items
 from speakervlad.inference import EmbeddingModel, pad_batch, retain_freed_memory
 from speakervlad.models import build_model
+from speakervlad.onnx_embedder import OnnxEmbedder
 
 PATHS = ("fp32-plain", "fp32", "bf16", "onnx", "torchscript")
 BATCH_PATHS = ("fp32", "bf16", "onnx")

@@ -21,19 +21,19 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from scipy.interpolate import interp1d
 from scipy.optimize import brentq
 from sklearn.metrics import roc_curve
+from trial_embeddings import DEFAULT_DIM, DEFAULT_NOISE, generated_embeddings
 
 from speakervlad.scoring.cosine import cosine_scores
 from speakervlad.scoring.metrics import sparse_error_curve
 from speakervlad.scoring.scorefile import read_scores, write_scores
 from speakervlad.scoring.trials import read_trials
-from trial_embeddings import DEFAULT_DIM, DEFAULT_NOISE, generated_embeddings
 
 DEFAULT_TRIALS = Path(__file__).resolve().parents[1].parent / "shared/data/voxceleb1-trials/list_test_all.txt"
 P_TARGETS = (0.01, 0.05)

@@ -19,23 +19,24 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence, Union
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .errors import AudioError, CalibrationError, EmbeddingError, StoreError
+from .identifiers import UNKNOWN, validate_enrollable_id
 from .inference import EmbeddingModel, load_model
 from .scoring.calibration import Calibration
-from .store import EnrollmentStore, validate_speaker_id
+from .store import EnrollmentStore
 
 logger = logging.getLogger(__name__)
 
 #: ``identify`` answers this when no enrolled speaker passes the threshold; never a speaker id
-UNKNOWN = "unknown"
 
-Audio = Union[str, Path, bytes, np.ndarray, tuple]
+Audio = str | Path | bytes | np.ndarray | tuple
 
 
 @dataclass(frozen=True)
@@ -268,14 +269,6 @@ class Verifier:
         llrs = self._llr(np.array([score]))
         llr = None if llrs is None else float(llrs[0])
         return Decision(score, llr, score >= threshold.value, threshold.value, threshold.source)
-
-
-def validate_enrollable_id(speaker_id: str) -> str:
-    """A valid speaker id that is not the reserved ``"unknown"``."""
-    validate_speaker_id(speaker_id)
-    if speaker_id == UNKNOWN:
-        raise StoreError(f"invalid speaker id {UNKNOWN!r}: it is reserved (identify answers it when nobody matches)")
-    return speaker_id
 
 
 def _uncalibrated(reason: str) -> str:

@@ -14,7 +14,6 @@ import io
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import soundfile as sf
@@ -27,7 +26,7 @@ SAMPLE_RATE = 16000
 FFMPEG_SUFFIXES = {".m4a", ".aac", ".mp4", ".webm", ".opus", ".wma", ".amr"}
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"} | FFMPEG_SUFFIXES
 
-AudioSource = Union[str, Path, bytes, np.ndarray]
+AudioSource = str | Path | bytes | np.ndarray
 
 
 def load_audio(

@@ -147,7 +147,8 @@ def load_weights(net: SpeakerNet, state: dict[str, torch.Tensor]) -> None:
         elif key not in expected:
             problems.append((key, f"in the checkpoint {tuple(state[key].shape)} but not in the config's model"))
         elif expected[key].shape != state[key].shape:
-            problems.append((key, f"checkpoint has shape {tuple(state[key].shape)}, config needs {tuple(expected[key].shape)}"))
+            problems.append((key, f"checkpoint has shape {tuple(state[key].shape)}, "
+                                  f"config needs {tuple(expected[key].shape)}"))
     if problems:
         by_part: dict[str, list[str]] = {}
         for key, why in problems:

@@ -27,8 +27,8 @@ import copy
 import ctypes
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch

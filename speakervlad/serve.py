@@ -15,8 +15,9 @@ import hmac
 import json
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, File, Query, Request, UploadFile
@@ -26,16 +27,23 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
-from .api import Verifier, validate_enrollable_id
+from .api import Verifier
 from .audio import SAMPLE_RATE
-from .errors import (AudioError, CalibrationError, ConfigError, EmbeddingError, SpeakerVladError,
-                     StoreError, StoreUnavailableError, UnknownSpeakerError)
-from .store import validate_speaker_id
+from .errors import (
+    AudioError,
+    CalibrationError,
+    ConfigError,
+    EmbeddingError,
+    SpeakerVladError,
+    StoreError,
+    StoreUnavailableError,
+    UnknownSpeakerError,
+)
+from .identifiers import recording_label, validate_enrollable_id, validate_speaker_id
 
 logger = logging.getLogger(__name__)
 
 PUBLIC_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-MAX_LABEL_CHARS = 200
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -146,7 +154,7 @@ def create_app(verifier: Verifier, api_key: str | None, max_upload_mb: float = 2
     _install_error_handlers(app)
 
     def load(upload: UploadFile) -> tuple[np.ndarray, str]:
-        name = (upload.filename or "upload")[:MAX_LABEL_CHARS]
+        name = recording_label(upload.filename)
         wave = verifier.load(upload.file.read(), name=name)  # (N,) 16 kHz
         if len(wave) > max_samples:
             raise ClientError(413, "too_long", f"{name}: {len(wave) / SAMPLE_RATE:.1f} s of audio, "

@@ -21,25 +21,23 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from .errors import StoreError, StoreUnavailableError, UnknownSpeakerError
+from .identifiers import validate_label, validate_speaker_id
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 APPLICATION = "speakervlad-enrollment-store"
 BUSY_TIMEOUT_MS = 30_000
-MAX_LABEL_CHARS = 512
-_SPEAKER_ID = re.compile(r"[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,63}")
 
 _SCHEMA = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -64,17 +62,6 @@ class SpeakerInfo:
     recordings: int
     fingerprints: tuple[str, ...]
     created: float
-
-
-def validate_speaker_id(speaker_id: object) -> str:
-    """Return ``speaker_id`` if it is 1-64 of ``A-Z a-z 0-9 . _ - @``, not starting with '.'."""
-    if not isinstance(speaker_id, str) or not _SPEAKER_ID.fullmatch(speaker_id):
-        shown = repr(speaker_id) if len(repr(speaker_id)) <= 80 else repr(speaker_id)[:77] + "..."
-        raise StoreError(
-            f"invalid speaker id {shown}: use 1-64 characters from letters, digits and . _ - @ "
-            "(ASCII), not starting with '.'"
-        )
-    return speaker_id
 
 
 class EnrollmentStore:
@@ -202,11 +189,9 @@ class EnrollmentStore:
         """
         validate_speaker_id(speaker_id)
         matrix = _check_matrix(embeddings)  # (n, E)
-        labels = [str(label) for label in labels]
+        labels = [validate_label(str(label)) for label in labels]
         if len(labels) != len(matrix):
             raise StoreError(f"{len(matrix)} embeddings but {len(labels)} labels")
-        if any(len(label) > MAX_LABEL_CHARS for label in labels):
-            raise StoreError(f"recording labels are limited to {MAX_LABEL_CHARS} characters")
         if not fingerprint:
             raise StoreError("a model fingerprint is required to store embeddings")
         now = time.time()
@@ -315,7 +300,8 @@ class _Transaction:
         try:
             self.conn.execute(self.begin)
         except sqlite3.OperationalError as err:
-            raise StoreUnavailableError(f"{self.path}: cannot start a transaction ({err}); nothing was changed") from None
+            raise StoreUnavailableError(
+                f"{self.path}: cannot start a transaction ({err}); nothing was changed") from None
         return self.conn.cursor()
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> None:

@@ -5,9 +5,9 @@ these tests check plumbing (same file twice -> score 1), not accuracy.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import soundfile as sf

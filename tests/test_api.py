@@ -1,15 +1,15 @@
 """Verifier: audio forms, profiles, calibrated and uncalibrated decisions, identification."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-
 from helpers_api import RATE, make_checkpoint, one_torch_thread, voice, write_voice
+
 from speakervlad.api import UNKNOWN, Verifier
 from speakervlad.errors import AudioError, CalibrationError, StoreError
 from speakervlad.scoring.calibration import Calibration, fit_calibration

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import tone, write_wav
+
 from speakervlad import audio
 from speakervlad.audio import load_audio
 from speakervlad.errors import AudioError
@@ -51,7 +51,8 @@ def _truncated(path):
         ("empty.wav", lambda p: p.write_bytes(b""), "empty file"),
         ("zero.wav", lambda p: sf.write(str(p), np.zeros(0, np.float32), 16000), "zero-length"),
         ("silent.wav", lambda p: write_wav(p, np.zeros(16000, np.float32)), "silent"),
-        ("nan.wav", lambda p: sf.write(str(p), np.full(1600, np.nan, np.float32), 16000, subtype="FLOAT"), "NaN or infinite"),
+        ("nan.wav", lambda p: sf.write(str(p), np.full(1600, np.nan, np.float32), 16000, subtype="FLOAT"),
+         "NaN or infinite"),
         ("truncated.wav", _truncated, "truncated"),
         ("garbage.wav", lambda p: p.write_bytes(b"RIFF" + bytes(range(256)) * 4), "corrupt"),
         ("notes.txt", lambda p: p.write_text("hello, not audio at all\n" * 20), "unsupported or corrupt"),

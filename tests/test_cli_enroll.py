@@ -5,12 +5,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from helpers_api import make_checkpoint, one_torch_thread, write_voice
+
 from speakervlad.cli.main import main
 
 STRICT = ["--threshold", "0.9999"]

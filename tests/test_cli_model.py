@@ -44,5 +44,6 @@ def test_embed_bad_audio_is_one_line_and_exit_2(tmp_path, tiny_checkpoint, wav_d
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and str(bad) in done.stderr and "error" in done.stderr
     good = str(next(wav_dir.glob("*.wav")))
-    assert main(["embed", "--model", str(tiny_checkpoint), str(bad), good, "--skip-bad", "-o", str(tmp_path / "e")]) == 0
+    out = str(tmp_path / "e")
+    assert main(["embed", "--model", str(tiny_checkpoint), str(bad), good, "--skip-bad", "-o", out]) == 0
     assert load_embeddings(tmp_path / "e").keys == [good]

@@ -183,7 +183,7 @@ def test_check_readable_skips_and_reports_unusable_files(tmp_path, caplog):
     assert reasons[1] == "empty file (0 bytes)"
     assert reasons[2].startswith("unreadable header")
     assert reasons[3] == "no such file"
-    assert f"skipped 4 of 6 utterances" in caplog.text and str(report) in caplog.text
+    assert "skipped 4 of 6 utterances" in caplog.text and str(report) in caplog.text
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")

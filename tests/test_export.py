@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-
 from conftest import tone
+
 from speakervlad.cli.main import main
 from speakervlad.config import load_config
 from speakervlad.errors import AudioError, ConfigError

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import torch
 import torchaudio.compliance.kaldi as kaldi
-
 from conftest import tone
+
 from speakervlad.config import FrontendConfig
-from speakervlad.frontends import build_frontend
 from speakervlad.errors import ConfigError
+from speakervlad.frontends import build_frontend
 
 
 def _batch(waves):
@@ -26,7 +26,8 @@ def test_spectrogram_magnitude_equals_librosa():
     feats, frames = fe(*_batch(WAVES))
     assert feats.shape[1] == 257
     for i, wave in enumerate(WAVES):
-        ref = np.abs(librosa.stft(wave, n_fft=512, hop_length=160, win_length=400, window="hann", center=True, pad_mode="constant"))
+        ref = np.abs(librosa.stft(wave, n_fft=512, hop_length=160, win_length=400, window="hann", center=True,
+                                  pad_mode="constant"))
         assert int(frames[i]) == ref.shape[1]
         np.testing.assert_allclose(feats[i, :, : ref.shape[1]].numpy(), ref, atol=1e-4)
         assert not feats[i, :, ref.shape[1]:].any()

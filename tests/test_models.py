@@ -3,9 +3,9 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from conftest import tone
-from speakervlad.config import ModelConfig, PoolingConfig, load_config, HeadConfig
+
+from speakervlad.config import HeadConfig, ModelConfig, PoolingConfig, load_config
 from speakervlad.errors import ConfigError
 from speakervlad.inference import EmbeddingModel, pad_batch
 from speakervlad.models import build_head, build_model, parameter_counts

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY
+
 from speakervlad.data.lists import read_list
 from speakervlad.scoring.trials import read_trials
 

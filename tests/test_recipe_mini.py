@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import TINY, tone
+
 from speakervlad.cli.main import main
 from speakervlad.data.lists import read_list
 from speakervlad.scoring.trials import read_trials

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import yaml
-
 from conftest import TINY, tone, write_wav
+
 from speakervlad.checkpoint import load_checkpoint
 from speakervlad.config import load_config, to_dict
 from speakervlad.data.lists import read_list
@@ -31,7 +31,8 @@ from speakervlad.scoring.scorefile import read_scores
 from speakervlad.scoring.trials import read_trials
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "voxceleb"
-TRAIN = TINY + ["model.frontend.normalize=none", "data.crop_seconds=0.5", "data.batch_size=8", "data.num_workers=0", "train.epochs=2",
+TRAIN = TINY + ["model.frontend.normalize=none", "data.crop_seconds=0.5", "data.batch_size=8", "data.num_workers=0",
+                "train.epochs=2",
                 "augment.noise_prob=0", "augment.reverb_prob=0", "augment.speed_perturb=false",
                 "optim.optimizer=adam", "optim.lr=0.001", "optim.scheduler=constant"]
 VOX1_TEST = {f"id1027{s}": 2 for s in range(3)}  # speaker -> videos (2 utterances each)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import tone, write_wav
+
 from speakervlad.checkpoint import load_checkpoint
 from speakervlad.cli.main import main
 from speakervlad.embeddings import load_embeddings, save_embeddings

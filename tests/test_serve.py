@@ -8,15 +8,15 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-
 from helpers_api import RATE, make_checkpoint, voice
+
 from speakervlad.cli.main import main
 
 KEY = "test-key-0123456789abcdef"

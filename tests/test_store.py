@@ -1,11 +1,10 @@
 """EnrollmentStore: round trips, schema versions, ids, models, concurrency, crashes."""
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sqlite3
-import doctest
-import multiprocessing
 import threading
 import time
 import traceback
@@ -14,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import speakervlad.store as store_module
 from speakervlad.errors import StoreError, UnknownSpeakerError
-from speakervlad.store import SCHEMA_VERSION, EnrollmentStore, validate_speaker_id
+from speakervlad.identifiers import validate_speaker_id
+from speakervlad.store import SCHEMA_VERSION, EnrollmentStore
 
 FP = "a" * 64
 OTHER_FP = "b" * 64
@@ -254,8 +253,3 @@ def test_killed_writer_leaves_store_consistent(tmp_path: Path) -> None:
 def _wal_bytes(db: Path) -> int:
     wal = db.with_name(db.name + "-wal")
     return wal.stat().st_size if wal.exists() else 0
-
-
-def test_docstring_example() -> None:
-    failed, tried = doctest.testmod(store_module)
-    assert tried > 0 and failed == 0

@@ -1,7 +1,6 @@
 """The synthetic corpus: determinism, layout, resumable writing, and identity that is learnable but not trivial."""
 from __future__ import annotations
 
-import doctest
 import hashlib
 from pathlib import Path
 
@@ -11,7 +10,6 @@ import pytest
 import soundfile as sf
 
 from speakervlad.cli.main import main
-from speakervlad.data import synth, synth_corpus
 from speakervlad.data.synth import TSV_COLUMNS, apply_channel, draw_voice, synthesize_utterance
 from speakervlad.data.synth_corpus import CorpusSpec, corpus_utterance, corpus_voices, generate_corpus, speaker_ids
 from speakervlad.errors import ConfigError
@@ -205,9 +203,3 @@ def test_cli_writes_corpus_and_reports_errors(tmp_path: Path, capsys: pytest.Cap
     assert "other settings" in capsys.readouterr().err
     assert main(["synth", "--out", str(tmp_path / "bad"), "--seconds-min", "3", "--seconds-max", "2"]) == 2
     assert "--seconds-min" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("module", [synth, synth_corpus])
-def test_docstring_examples(module) -> None:
-    failed, tried = doctest.testmod(module)
-    assert tried > 0 and failed == 0

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import tone_corpus
+
 from speakervlad.checkpoint import load_checkpoint
 from speakervlad.cli.main import main
 from speakervlad.config import apply_overrides, load_config

@@ -11,8 +11,8 @@ from __future__ import annotations
 import statistics
 
 import pytest
-
 from conftest import tone_corpus
+
 from speakervlad.config import ExperimentConfig, apply_overrides
 from speakervlad.data.lists import build_list
 from speakervlad.train.trainer import Trainer

@@ -6,8 +6,8 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-
 from conftest import tone_corpus
+
 from speakervlad.checkpoint import load_checkpoint
 from speakervlad.config import ExperimentConfig, apply_overrides
 from speakervlad.data.lists import build_list

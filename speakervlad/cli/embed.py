@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     matrix = model.embed_waveforms(waves, args.batch_size) if waves else np.zeros((0, model.embedding_dim), np.float32)
     if args.output:
         save_embeddings(args.output, keys, matrix, {"model": model.fingerprint, "checkpoint": str(args.model)})
-        print(f"wrote {len(keys)} embeddings ({model.embedding_dim}-d) to {args.output}" + (f"; skipped {bad}" if bad else ""))
+        skipped = f"; skipped {bad}" if bad else ""
+        print(f"wrote {len(keys)} embeddings ({model.embedding_dim}-d) to {args.output}{skipped}")
     else:
         for key, row in zip(keys, matrix):
             print(f"{key}  [ {' '.join(f'{v:.6g}' for v in row)} ]")

@@ -8,8 +8,9 @@ import argparse
 import json
 from pathlib import Path
 
-from ..api import UNKNOWN, Decision, IdentifyResult, Verifier
+from ..api import Decision, IdentifyResult, Verifier
 from ..errors import StoreError
+from ..identifiers import UNKNOWN
 from ..store import EnrollmentStore
 
 EXIT_ACCEPTED, EXIT_REJECTED = 0, 1
@@ -62,7 +63,8 @@ def _model_args(parser: argparse.ArgumentParser, thresholds: bool = True, db_req
 def open_store(path: Path, create: bool) -> EnrollmentStore:
     """Open ``path``; a missing file is an error unless ``create`` (a typo should not look empty)."""
     if not create and not path.exists():
-        raise StoreError(f"{path}: no enrollment store there; enroll a speaker first (speakervlad enroll --db {path} ...)")
+        raise StoreError(f"{path}: no enrollment store there; enroll a speaker first "
+                         f"(speakervlad enroll --db {path} ...)")
     return EnrollmentStore(path)
 
 

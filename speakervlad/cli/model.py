@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     info = actions.add_parser("info", help="parameters by part, GFLOPs per second of audio, sizes")
     info.add_argument("source", help=f"a checkpoint, a YAML config, or a named config ({', '.join(named_configs())})")
-    info.add_argument("--speakers", type=int, default=5994, help="training speakers, to size the head (default: VoxCeleb2 dev)")
+    info.add_argument("--speakers", type=int, default=5994,
+                      help="training speakers, to size the head (default: VoxCeleb2 dev)")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(func=run_info)
 
@@ -26,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument("config", help="a named config or a YAML file")
     init.add_argument("-o", "--output", required=True, help="checkpoint file to write")
     init.add_argument("--seed", type=int, default=0)
-    init.add_argument("overrides", nargs="*", help="config overrides key=value (before -o), e.g. model.embedding_dim=256")
+    init.add_argument("overrides", nargs="*",
+                      help="config overrides key=value (before -o), e.g. model.embedding_dim=256")
     init.set_defaults(func=run_init)
 
 

@@ -21,7 +21,14 @@ from collections import Counter
 from pathlib import Path
 
 from ..data.lists import (
-    all_pairs, build_list, check_readable, cut_segments, make_trials, split_speakers, write_list, write_trials,
+    all_pairs,
+    build_list,
+    check_readable,
+    cut_segments,
+    make_trials,
+    split_speakers,
+    write_list,
+    write_trials,
 )
 from ..errors import ConfigError
 

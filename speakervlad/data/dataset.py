@@ -15,8 +15,8 @@ iterator (workers copy the dataset when the iterator starts; do not use
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -156,7 +156,7 @@ class AudioRegion:
         if self._handle is not None:
             self._handle.close()
 
-    def __enter__(self) -> "AudioRegion":
+    def __enter__(self) -> AudioRegion:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -24,9 +24,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -237,7 +237,7 @@ class SpeakerIndex:
             raise ConfigError("speaker index: a speaker is listed twice")
 
     @classmethod
-    def from_utterances(cls, utts: Iterable[Utterance]) -> "SpeakerIndex":
+    def from_utterances(cls, utts: Iterable[Utterance]) -> SpeakerIndex:
         return cls(sorted({utt.speaker for utt in utts}))
 
     def index(self, speaker: str) -> int:
@@ -263,7 +263,7 @@ class SpeakerIndex:
         Path(path).write_text("".join(f"{spk}\n" for spk in self.speakers), encoding="utf-8")
 
     @classmethod
-    def load(cls, path: str | Path) -> "SpeakerIndex":
+    def load(cls, path: str | Path) -> SpeakerIndex:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: no such speaker index file")

@@ -10,9 +10,10 @@ import json
 import logging
 import shutil
 import subprocess
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import soundfile as sf
 from tqdm import tqdm
@@ -29,11 +30,11 @@ REPORT_HEADER = "# unusable utterances: key<TAB>path<TAB>reason"
 
 
 def check_readable(
-    utts: Sequence["Utterance"],
+    utts: Sequence[Utterance],
     report_path: str | Path | None = None,
     min_seconds: float = 0.0,
     jobs: int = 1,
-) -> list["Utterance"]:
+) -> list[Utterance]:
     """The utterances whose file opens and lasts at least ``min_seconds``.
 
     WAV/FLAC/OGG headers are read with soundfile (no decoding); ffmpeg formats

@@ -12,7 +12,7 @@ times in one epoch gives k different examples.
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

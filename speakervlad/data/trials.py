@@ -21,10 +21,10 @@ one recording (same session and channel: easier than cross-session trials).
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
@@ -41,8 +41,8 @@ Trial = tuple[str, str, bool]
 
 
 def split_speakers(
-    utts: Sequence["Utterance"], n_heldout: int, seed: int
-) -> tuple[list["Utterance"], list["Utterance"]]:
+    utts: Sequence[Utterance], n_heldout: int, seed: int
+) -> tuple[list[Utterance], list[Utterance]]:
     """Split ``utts`` by speaker: ``n_heldout`` random speakers (from ``seed``) go to the second list."""
     speakers = sorted({u.speaker for u in utts})
     if not 0 <= n_heldout < len(speakers):
@@ -55,7 +55,7 @@ def split_speakers(
 
 
 def make_trials(
-    utts: Sequence["Utterance"], n_trials: int, seed: int, target_fraction: float = 0.5
+    utts: Sequence[Utterance], n_trials: int, seed: int, target_fraction: float = 0.5
 ) -> list[Trial]:
     """``n_trials`` shuffled ``(enroll_key, test_key, is_target)`` trials, seeded by ``seed``.
 
@@ -99,7 +99,7 @@ def make_trials(
     return [trials[i] for i in rng.permutation(len(trials))]
 
 
-def all_pairs(utts: Sequence["Utterance"]) -> list[Trial]:
+def all_pairs(utts: Sequence[Utterance]) -> list[Trial]:
     """Every unordered pair of distinct utterances as a trial, in key order.
 
     >>> from speakervlad.data.lists import Utterance
@@ -126,8 +126,8 @@ def write_trials(path: str | Path, trials: Sequence[Trial]) -> None:
 
 
 def cut_segments(
-    utts: Sequence["Utterance"], out_dir: str | Path, segment_seconds: float, sample_rate: int = 16000
-) -> list["Utterance"]:
+    utts: Sequence[Utterance], out_dir: str | Path, segment_seconds: float, sample_rate: int = 16000
+) -> list[Utterance]:
     """Cut each recording into consecutive non-overlapping ``segment_seconds`` WAV files.
 
     Segment ``k`` of key ``spk/x.flac`` is written to ``out_dir/spk/x_{k:03d}.wav``

@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..errors import ConfigError
-from ..registry import Registry
 from ..masking import mask_time, pool_lengths, stride_lengths, zero_padding_
+from ..registry import Registry
 
 TRUNKS: Registry[nn.Module] = Registry("trunk")
 

@@ -10,7 +10,7 @@ torch.Size([2, 256])
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn

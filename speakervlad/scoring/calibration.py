@@ -102,7 +102,7 @@ class Calibration:
         return {"format": FORMAT_VERSION, "kind": "linear", **out}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Calibration":
+    def from_dict(cls, data: dict) -> Calibration:
         """Inverse of :meth:`to_dict`; raises CalibrationError on anything else."""
         if not isinstance(data, dict) or data.get("kind") != "linear":
             raise CalibrationError("not a linear calibration; create one with `speakervlad calibrate`")

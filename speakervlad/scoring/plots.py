@@ -5,8 +5,8 @@ here touches pyplot's global state or needs a display.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -12,9 +12,9 @@ toy              5        2  33.33         0.5000       0.5000
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -19,9 +19,10 @@ work on unique utterances.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import NoReturn
 
 import numpy as np
 
@@ -69,14 +70,14 @@ class Trials:
         """A short name for tables: the file stem, or ``trials``."""
         return Path(self.source).stem if self.source != "<memory>" else "trials"
 
-    def subset(self, mask: np.ndarray) -> "Trials":
+    def subset(self, mask: np.ndarray) -> Trials:
         """The trials where ``mask`` (T,) is True, in the same order (keys unchanged)."""
         return Trials(self.keys, self.enroll_idx[mask], self.test_idx[mask],
                       self.labels[mask], self.source, self.format)
 
     @classmethod
     def from_pairs(cls, enroll: Sequence[str], test: Sequence[str], labels: Sequence[bool],
-                   source: str = "<memory>") -> "Trials":
+                   source: str = "<memory>") -> Trials:
         """Build trials from parallel lists of keys and target flags."""
         if not len(enroll) == len(test) == len(labels):
             raise TrialError(f"{len(enroll)} enroll keys, {len(test)} test keys and "
@@ -107,7 +108,7 @@ def read_trials(path: str | Path) -> Trials:
     table, bad = three_columns(data)
     if bad is not None:
         lines = data.splitlines()
-        _fail(path, lines, bad, fmt, "has %d fields" % len(lines[bad].split()))
+        _fail(path, lines, bad, fmt, f"has {len(lines[bad].split())} fields")
     if fmt == VOXCELEB:
         label_col, enroll, test = table[:, 0], table[:, 1], table[:, 2]
         labels, valid = label_col == b"1", (label_col == b"1") | (label_col == b"0")

@@ -82,7 +82,7 @@ def all_reduce_max(values: torch.Tensor, env: DistEnv) -> torch.Tensor:
     return _all_reduce(values, env, dist.ReduceOp.MAX)
 
 
-def _all_reduce(values: torch.Tensor, env: DistEnv, op: "dist.ReduceOp") -> torch.Tensor:
+def _all_reduce(values: torch.Tensor, env: DistEnv, op: dist.ReduceOp) -> torch.Tensor:
     if not env.distributed:
         return values
     reduced = values.detach().clone().to(_comm_device(env))

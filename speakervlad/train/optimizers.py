@@ -8,7 +8,7 @@ torch.bfloat16
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn

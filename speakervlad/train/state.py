@@ -74,7 +74,7 @@ def restore_rng(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def load_training_checkpoint(trainer: "Trainer") -> tuple[int, int, dict, int | None]:
+def load_training_checkpoint(trainer: Trainer) -> tuple[int, int, dict, int | None]:
     """Restore the latest checkpoint of ``trainer.exp_dir`` into ``trainer``.
 
     Returns ``(epoch, step, epoch_stats, budget_plan)``: the epoch (0-based)

@@ -15,10 +15,10 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +40,11 @@ from .experiment import MetricsLog, checkpoint_path, prune_checkpoints
 from .optimizers import autocast_dtype, build_optimizer
 from .schedules import learning_rate, margin_at
 from .state import (
-    capture_rng, load_training_checkpoint, seed_everything, stream_seed, worker_init,
+    capture_rng,
+    load_training_checkpoint,
+    seed_everything,
+    stream_seed,
+    worker_init,
 )
 
 logger = logging.getLogger(__name__)
