@@ -34,7 +34,7 @@ def child(model_name: str, minutes: float, precision: str, release: bool) -> dic
     import torch
 
     from speakervlad.config import load_config
-    from speakervlad.inference import EmbeddingModel, retain_freed_memory
+    from speakervlad.embedding.torch_embedder import EmbeddingModel, retain_freed_memory
     from speakervlad.models import build_model
 
     retained = not release and retain_freed_memory()

@@ -5,7 +5,7 @@ temporary folder), end to end from file to embedding:
 
 * the machine's fp32 and bf16 matmul peak (GFLOP/s, a large torch.matmul);
 * per model and path: x real time (seconds of audio per second of wall time) for
-  one 10 s file and for a batch of 100 files of 2-20 s (``speakervlad.extract``:
+  one 10 s file and for a batch of 100 files of 2-20 s (``speakervlad.embedding.extraction``:
   header reading, parallel decoding, length-bucketed batches, saving; timed twice:
   the first pass also grows the heap, the second is the steady state), and the
   achieved GFLOP/s (FlopCounterMode, useful frames only) as a fraction of the peak;
@@ -47,11 +47,11 @@ from torch.utils.flop_counter import FlopCounterMode
 from speakervlad.audio import load_audio
 from speakervlad.checkpoint import load_checkpoint
 from speakervlad.config import load_config
-from speakervlad.export import export_onnx, export_torchscript, load_torchscript
-from speakervlad.extract import extract, list_items
-from speakervlad.inference import EmbeddingModel, pad_batch, retain_freed_memory
+from speakervlad.embedding.export import export_onnx, export_torchscript, load_torchscript
+from speakervlad.embedding.extraction import extract, list_items
+from speakervlad.embedding.onnx_embedder import OnnxEmbedder
+from speakervlad.embedding.torch_embedder import EmbeddingModel, pad_batch, retain_freed_memory
 from speakervlad.models import build_model
-from speakervlad.onnx_embedder import OnnxEmbedder
 
 PATHS = ("fp32-plain", "fp32", "bf16", "onnx", "torchscript")
 BATCH_PATHS = ("fp32", "bf16", "onnx")

@@ -34,9 +34,10 @@ import torch
 
 from speakervlad.checkpoint import load_checkpoint
 from speakervlad.config import apply_overrides, load_config
-from speakervlad.data.lists import build_list, make_trials, split_speakers, write_list, write_trials
-from speakervlad.data.trials import cut_segments
+from speakervlad.data.heldout import cut_segments, make_trials, split_speakers
+from speakervlad.data.lists import build_list, write_list
 from speakervlad.models import build_model
+from speakervlad.scoring.trials import write_trials
 from speakervlad.train.experiment import MetricsLog, latest_checkpoint, list_checkpoints
 from speakervlad.train.validation import Validator
 

@@ -36,9 +36,9 @@ import torch
 
 from speakervlad.checkpoint import save_checkpoint
 from speakervlad.config import load_config
-from speakervlad.inference import load_model
-from speakervlad.model_info import gflops_per_second
+from speakervlad.embedding.torch_embedder import load_model
 from speakervlad.models import build_model
+from speakervlad.models.info import gflops_per_second
 
 RATE = 16000
 

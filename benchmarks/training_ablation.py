@@ -27,6 +27,11 @@ other halves (longer test material; 49-51 targets, so coarse). Every run trains
 
     python benchmarks/training_ablation.py --work /tmp/ablation --steps 60 --parallel 2
     python benchmarks/training_ablation.py --work /tmp/ablation --table      # the table so far
+    python benchmarks/training_ablation.py --work /tmp/shipped --configs thin_resnet34_ghostvlad \
+        resnet34_ghostvlad resnet34_tstp recipes/mini/conf/real.yaml      # shipped configs, loop-trained
+
+``--configs`` trains each config's own model and head with the loop's batches and optimiser
+(no patches), to check that every shipped model learns per step as fast as the loop does.
 
 Each run leaves WORK/runs/ROW_sSEED/result.json; finished runs are not redone.
 ``--loop-seconds S`` also runs the loop itself for S seconds (time-budgeted, so its
@@ -50,10 +55,10 @@ import soundfile as sf
 import torch
 
 from speakervlad.config import apply_overrides, load_config
-from speakervlad.data.lists import Utterance, all_pairs, build_list, split_speakers
+from speakervlad.data.heldout import all_pairs, cut_segments, split_speakers
+from speakervlad.data.lists import Utterance, build_list
 from speakervlad.data.sampler import SpeakerBalancedSampler
-from speakervlad.data.trials import cut_segments
-from speakervlad.inference import EmbeddingModel
+from speakervlad.embedding.torch_embedder import EmbeddingModel
 from speakervlad.scoring.metrics import eer
 from speakervlad.train.trainer import Trainer
 
@@ -63,8 +68,8 @@ LOOP = ROOT / ".." / "shared" / "reference" / "minimal_loop.py"
 PATTERN = r"^(?P<speaker>\d+)-"
 HELDOUT, SPLIT_SEED, PIECE_SECONDS = 51, 0, 3.0
 
-#: the loop's recipe in speakervlad's terms (the issue's config), plus its VLAD over raw frames
-LOOP_RECIPE = [
+#: the loop's model and head in speakervlad's terms (the issue's config), with its VLAD over raw frames
+LOOP_MODEL = [
     "model.frontend.name=fbank", "model.frontend.n_mels=80", "model.frontend.normalize=mean",
     "model.trunk=resnet34", "model.trunk_width=16",
     "model.pooling.name=ghostvlad", "model.pooling.clusters=8", "model.pooling.ghost_clusters=2",
@@ -72,11 +77,18 @@ LOOP_RECIPE = [
     "model.embedding_norm=batchnorm",
     "head.name=aam_softmax", "head.margin=0.2", "head.scale=30.0",
     "head.margin_ramp_start_epoch=0", "head.margin_ramp_end_epoch=0",
-    "data.crop_seconds=2.0", "data.batch_size=64", "data.num_workers=0", "data.utterances_per_speaker=16",
-    "augment.noise_prob=0", "augment.reverb_prob=0", "augment.speed_perturb=false",
-    "optim.optimizer=adam", "optim.lr=0.002", "optim.weight_decay=1e-5", "optim.scheduler=constant",
-    "train.epochs=1000", "train.keep_checkpoints=1",
 ]
+#: the loop's batches and optimiser
+LOOP_TRAINING = [
+    "data.crop_seconds=2.0", "data.batch_size=64", "data.num_workers=0", "data.utterances_per_speaker=16",
+    "data.reverse_concat=false",
+    "augment.noise_prob=0", "augment.reverb_prob=0", "augment.speed_perturb=false", "augment.specaug_prob=0",
+    "optim.optimizer=adam", "optim.lr=0.002", "optim.weight_decay=1e-5", "optim.scheduler=constant",
+    "train.epochs=1000", "train.keep_checkpoints=1", "train.max_minutes=0", "train.fit_to_budget=false",
+]
+LOOP_RECIPE = LOOP_MODEL + LOOP_TRAINING
+#: rows "config:NAME" train a shipped config's model and head with the loop's batches and optimiser
+CONFIG_ROW = "config:"
 #: loop-side switches that are patched, not configured
 LOOP_PATCHES = {"fresh_crops", "normal_centres", "utterance_mean", "uniform_sampler"}
 
@@ -217,19 +229,25 @@ def apply_patches(trainer: Trainer, loop_side: set[str], seed: int, losses: list
 
 # ----------------------------------------------------------------------------- runs
 def run_one(args: argparse.Namespace, row: str, seed: int) -> dict:
-    out = args.work / "runs" / f"{row}_s{seed}"
+    out = args.work / "runs" / f"{row.replace(CONFIG_ROW, 'config-').replace('/', '_')}_s{seed}"
     result_path = out / "result.json"
     if result_path.is_file():
         return json.loads(result_path.read_text())
     info = prepare(args.data, args.work)
-    description, extra, trainer_side = ROWS[row]
-    config = apply_overrides(load_config("resnet34_ghostvlad"),
-                             [*LOOP_RECIPE, *extra, f"train.seed={seed}", *args.overrides])
+    if row.startswith(CONFIG_ROW):  # a shipped config as it is, trained as the loop trains
+        name = row[len(CONFIG_ROW):]
+        description, trainer_side = f"{Path(name).stem}: its model and head, the loop's batches and optimiser", set()
+        config = apply_overrides(load_config(name), [*LOOP_TRAINING, f"train.seed={seed}", *args.overrides])
+    else:
+        description, extra, trainer_side = ROWS[row]
+        config = apply_overrides(load_config("resnet34_ghostvlad"),
+                                 [*LOOP_RECIPE, *extra, f"train.seed={seed}", *args.overrides])
     train = [Utterance(*r) for r in info["train"]]
     torch.set_num_threads(args.threads)
     losses: list[float] = []
     trainer = Trainer(config, out, train)
-    restore_frontend = apply_patches(trainer, LOOP_PATCHES - trainer_side, seed, losses)
+    loop_side = set() if row.startswith(CONFIG_ROW) else LOOP_PATCHES - trainer_side
+    restore_frontend = apply_patches(trainer, loop_side, seed, losses)
     started = time.monotonic()
     trainer.fit(max_steps=args.steps)
     seconds = time.monotonic() - started
@@ -293,6 +311,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60, help="training steps of every run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--configs", nargs="+", default=[], metavar="CONFIG",
+                        help="instead of --rows: named configs or YAML files, trained with the loop's batches "
+                        "and optimiser (their own model and head)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--parallel", type=int, default=1, help="runs at once (each --threads threads)")
     parser.add_argument("--loop-seconds", type=float, nargs="*", default=[],
@@ -310,7 +331,7 @@ def main() -> None:
     prepare(args.data, args.work)
     jobs = [[sys.executable, __file__, "--work", str(args.work), "--data", str(args.data), "--steps",
              str(args.steps), "--threads", str(args.threads), "--one", row, str(seed), *args.overrides]
-            for row in args.rows for seed in args.seeds]
+            for row in ([CONFIG_ROW + c for c in args.configs] or args.rows) for seed in args.seeds]
     running: list[subprocess.Popen] = []
     for job in jobs:
         while len(running) >= args.parallel:

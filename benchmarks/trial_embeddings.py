@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speakervlad.embeddings import Embeddings, save_embeddings
+from speakervlad.embedding.directory import Embeddings, save_embeddings
 from speakervlad.scoring.trials import read_trials
 
 DEFAULT_DIM, DEFAULT_NOISE = 256, 1.8  # EER around 3% on the VoxCeleb1 lists

@@ -28,14 +28,14 @@ from .errors import (
 )
 
 # torch-backed names load on first use, so that `import speakervlad` (and the torch-free
-# speakervlad.onnx_embedder) start fast and work where only onnxruntime is wanted
+# speakervlad.embedding.onnx_embedder) start fast and work where only onnxruntime is wanted
 _LAZY = {
     "Decision": "api",
     "IdentifyResult": "api",
     "Verifier": "api",
-    "EmbeddingModel": "inference",
-    "load_model": "inference",
-    "OnnxEmbedder": "onnx_embedder",
+    "EmbeddingModel": "embedding.torch_embedder",
+    "load_model": "embedding.torch_embedder",
+    "OnnxEmbedder": "embedding.onnx_embedder",
 }
 
 

@@ -26,9 +26,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .errors import AudioError, CalibrationError, EmbeddingError, StoreError
+from .embedding.embedder import l2_normalize
+from .embedding.torch_embedder import EmbeddingModel, load_model
+from .errors import AudioError, CalibrationError, StoreError
 from .identifiers import UNKNOWN, validate_enrollable_id
-from .inference import EmbeddingModel, load_model
 from .scoring.calibration import Calibration
 from .store import EnrollmentStore
 
@@ -172,7 +173,7 @@ class Verifier:
         wave = self.load(audio, sample_rate, name)  # (N,) 16 kHz
         with self._infer:
             vector = np.asarray(self.model.embed_waveform(wave), dtype=np.float32)  # (E,)
-        return _normalise(vector[None, :], name or _describe(audio))[0]
+        return l2_normalize(vector[None, :], [name or _describe(audio)])[0]
 
     # -- decisions -------------------------------------------------------------
 
@@ -276,17 +277,10 @@ def _uncalibrated(reason: str) -> str:
             "or calibrate the model on trials (speakervlad calibrate)")
 
 
-def _normalise(matrix: np.ndarray, name: str) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)  # (n, 1)
-    if not np.all(np.isfinite(matrix)) or np.any(norms == 0):
-        raise EmbeddingError(f"{name}: the model gave a zero or non-finite embedding; check the audio")
-    return (matrix / norms).astype(np.float32)
-
-
 def _centroid(embeddings: np.ndarray) -> np.ndarray:
     """Mean of L2-normalised embeddings (n, E), re-normalised -> (E,)."""
-    mean = _normalise(embeddings, "profile").mean(axis=0)
-    return _normalise(mean[None, :], "profile")[0]
+    mean = l2_normalize(embeddings, ["profile"] * len(embeddings)).mean(axis=0)
+    return l2_normalize(mean[None, :], ["profile"])[0]
 
 
 def _describe(audio: Audio, index: int = 0) -> str:

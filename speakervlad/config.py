@@ -43,7 +43,7 @@ class FrontendConfig:
 class PoolingConfig:
     name: str = "ghostvlad"  # ghostvlad | netvlad | tap | tstp | asp
     clusters: int = 8  # VLAD clusters K
-    ghost_clusters: int = 2  # ghost clusters G (netvlad forces 0)
+    ghost_clusters: int = 2  # ghost clusters G (ghostvlad); netvlad needs 0
     feature_dim: int = 512  # VLAD: frame feature size after a 1x1 projection; 0 = no projection
     attention_dim: int = 128  # asp: hidden size of the attention
 

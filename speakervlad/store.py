@@ -285,10 +285,6 @@ class EnrollmentStore:
         with self._read() as cur:
             return int(cur.execute("SELECT COUNT(*) FROM speakers").fetchone()[0])
 
-    def integrity_check(self) -> str:
-        """SQLite's ``PRAGMA integrity_check`` result (``"ok"`` when sound)."""
-        return "\n".join(row[0] for row in self._connect().execute("PRAGMA integrity_check"))
-
 
 class _Transaction:
     """``with`` block running one transaction; SQLite errors become StoreError."""

@@ -5,8 +5,8 @@ import sys
 import numpy as np
 
 from speakervlad.cli.main import main
-from speakervlad.embeddings import load_embeddings
-from speakervlad.inference import load_model
+from speakervlad.embedding.directory import load_embeddings
+from speakervlad.embedding.torch_embedder import load_model
 
 
 def test_model_info_json(capsys):

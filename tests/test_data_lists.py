@@ -14,13 +14,13 @@ from speakervlad.data.lists import (
     Utterance,
     add_speed_perturbation,
     build_list,
-    check_readable,
     read_kaldi_dir,
     read_list,
     scan_folder,
     scan_voxceleb,
     write_list,
 )
+from speakervlad.data.readable import check_readable
 from speakervlad.errors import ConfigError
 
 RATE = 16000

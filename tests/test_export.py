@@ -10,11 +10,12 @@ from conftest import tone
 
 from speakervlad.cli.main import main
 from speakervlad.config import load_config
+from speakervlad.embedding import Embedder, open_embedder
+from speakervlad.embedding.export import _StridedMaxPool, export_onnx, load_torchscript
+from speakervlad.embedding.onnx_embedder import OnnxEmbedder
+from speakervlad.embedding.torch_embedder import load_model, pad_batch
 from speakervlad.errors import AudioError, ConfigError
-from speakervlad.export import _StridedMaxPool, export_onnx, load_torchscript
-from speakervlad.inference import load_model, pad_batch
 from speakervlad.models import build_model
-from speakervlad.onnx_embedder import OnnxEmbedder
 
 # odd and even frame counts, a padded row, and the shortest input the model takes
 LENGTHS = [(24_160,), (16_000, 9_920), (41_123, 41_123, 30_000)]
@@ -71,7 +72,7 @@ def test_onnx_embedder_never_imports_torch(tiny_checkpoint, tiny_exports, wav_di
     path = sorted(wav_dir.glob("*.wav"))[0]
     script = (
         "import sys, numpy as np, speakervlad\n"
-        "from speakervlad.onnx_embedder import OnnxEmbedder\n"
+        "from speakervlad.embedding.onnx_embedder import OnnxEmbedder\n"
         f"e = OnnxEmbedder({str(tiny_exports[0])!r}, threads=1).embed({str(path)!r})\n"
         "np.save(sys.stdout.buffer, e)\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
@@ -80,6 +81,33 @@ def test_onnx_embedder_never_imports_torch(tiny_checkpoint, tiny_exports, wav_di
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     embedding = np.load(io.BytesIO(done.stdout))
     np.testing.assert_allclose(embedding, load_model(tiny_checkpoint).embed(path), atol=1e-4)
+
+
+def test_both_embedders_keep_the_embedder_protocol(tiny_checkpoint, tiny_exports):
+    for embedder in (open_embedder(tiny_checkpoint), open_embedder(tiny_exports[0], threads=1)):
+        assert isinstance(embedder, Embedder)
+    assert isinstance(open_embedder(tiny_exports[0]), OnnxEmbedder)
+
+
+def test_eval_from_the_onnx_export_scores_as_the_checkpoint_without_torch(tiny_checkpoint, tiny_exports, wav_dir,
+                                                                          tmp_path):
+    keys = sorted(p.name for p in wav_dir.glob("*.wav"))
+    (tmp_path / "trials.txt").write_text(f"1 {keys[0]} {keys[1]}\n0 {keys[0]} {keys[2]}\n")
+    scores = {}
+    for name, model in (("pt", tiny_checkpoint), ("onnx", tiny_exports[0])):
+        script = (
+            "import sys\nfrom speakervlad.cli.main import main\n"
+            f"code = main(['eval', '--model', {str(model)!r}, '--trials', {str(tmp_path / 'trials.txt')!r}, "
+            f"'--audio-root', {str(wav_dir)!r}, '--cache', {str(tmp_path / name)!r}, "
+            f"'--save-scores', {str(tmp_path / name)!r} + '_scores'])\n"
+            "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\nsys.exit(code)\n"
+        )
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip().endswith("NO-TORCH" if name == "onnx" else "TORCH")
+        lines = (tmp_path / f"{name}_scores" / "trials.scores.txt").read_text().split()
+        scores[name] = np.array([float(x) for x in lines[2::3]])
+    np.testing.assert_allclose(scores["onnx"], scores["pt"], atol=1e-4)
 
 
 def test_thin_resnet34_ghostvlad_onnx_equals_pytorch(tmp_path):

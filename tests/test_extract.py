@@ -7,11 +7,11 @@ from conftest import tone, write_wav
 
 from speakervlad.cli.main import main
 from speakervlad.data.lists import Utterance, write_list
-from speakervlad.embeddings import load_embeddings
+from speakervlad.embedding.directory import load_embeddings
+from speakervlad.embedding.extraction import Item, extract, list_items, plan_batches
+from speakervlad.embedding.shards import UNUSABLE_FILE, merge_shards, parse_shard, shard_dir, shard_items
+from speakervlad.embedding.torch_embedder import load_model
 from speakervlad.errors import ConfigError, EmbeddingError
-from speakervlad.extract import Item, extract, list_items, plan_batches
-from speakervlad.extract_shards import UNUSABLE_FILE, merge_shards, parse_shard, shard_dir, shard_items
-from speakervlad.inference import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,7 +7,7 @@ from conftest import tone
 
 from speakervlad.config import FrontendConfig
 from speakervlad.errors import ConfigError
-from speakervlad.frontends import build_frontend
+from speakervlad.models.frontends import build_frontend
 
 
 def _batch(waves):

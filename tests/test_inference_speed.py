@@ -5,8 +5,8 @@ import torch
 from conftest import tone
 
 from speakervlad.config import FrontendConfig, ModelConfig, PoolingConfig
+from speakervlad.embedding.torch_embedder import EmbeddingModel, inference_copy, pad_batch
 from speakervlad.errors import ConfigError
-from speakervlad.inference import EmbeddingModel, inference_copy, pad_batch
 from speakervlad.models import build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -6,8 +6,8 @@ import torch
 from conftest import tone
 
 from speakervlad.config import HeadConfig, ModelConfig, PoolingConfig, load_config
+from speakervlad.embedding.torch_embedder import EmbeddingModel, pad_batch
 from speakervlad.errors import ConfigError
-from speakervlad.inference import EmbeddingModel, pad_batch
 from speakervlad.models import build_head, build_model, parameter_counts
 from speakervlad.models.pooling import build_pooling
 from speakervlad.models.resnet import ResNet34, ThinResNet34
@@ -54,7 +54,8 @@ def test_shapes_and_padding_invariance(pooling, trunk, frontend):
     normalize = "mean" if frontend == "fbank" else "frame"
     cfg = ModelConfig(
         trunk=trunk, trunk_width=8, embedding_dim=24,
-        pooling=PoolingConfig(name=pooling, clusters=4, ghost_clusters=2, feature_dim=32, attention_dim=16),
+        pooling=PoolingConfig(name=pooling, clusters=4, ghost_clusters=0 if pooling == "netvlad" else 2,
+                              feature_dim=32, attention_dim=16),
     )
     cfg = ModelConfig(**{**cfg.__dict__, "frontend": type(cfg.frontend)(name=frontend, normalize=normalize)})
     torch.manual_seed(0)
@@ -71,11 +72,26 @@ def test_shapes_and_padding_invariance(pooling, trunk, frontend):
 def test_ghostvlad_without_ghosts_equals_netvlad():
     torch.manual_seed(0)
     ghost = build_pooling(PoolingConfig(name="ghostvlad", clusters=4, ghost_clusters=0, feature_dim=16), 40)
-    net = build_pooling(PoolingConfig(name="netvlad", clusters=4, ghost_clusters=3, feature_dim=16), 40)
+    net = build_pooling(PoolingConfig(name="netvlad", clusters=4, ghost_clusters=0, feature_dim=16), 40)
     net.load_state_dict(ghost.state_dict())
     x, lengths = torch.randn(3, 40, 25), torch.tensor([25, 20, 7])
     torch.testing.assert_close(ghost(x, lengths), net(x, lengths))
     assert net.out_dim == 64
+
+
+def test_netvlad_with_ghost_clusters_is_a_config_error():
+    with pytest.raises(ConfigError, match="ghost_clusters=3 means nothing for netvlad.*ghost_clusters=0"):
+        build_pooling(PoolingConfig(name="netvlad", clusters=4, ghost_clusters=3), 40)
+
+
+def test_vlad_without_projection_aggregates_the_trunk_frames():
+    pooling = build_pooling(PoolingConfig(name="ghostvlad", clusters=4, ghost_clusters=1, feature_dim=0), 40)
+    assert pooling.features is None and pooling.out_dim == 4 * 40 and pooling.centers.shape == (5, 40)
+    x, lengths = torch.randn(2, 40, 30), torch.tensor([30, 12])
+    weights = pooling.assign(x[1:, :, :12]).softmax(dim=1)[0]  # (K+G, T) of the second item, unpadded
+    residual = weights @ x[1, :, :12].T - weights.sum(-1)[:, None] * pooling.centers  # (K+G, D)
+    expected = torch.nn.functional.normalize(residual[:4], dim=-1).flatten()
+    torch.testing.assert_close(pooling(x, lengths)[1], expected, atol=1e-5, rtol=1e-5)
 
 
 def test_ghostvlad_matches_direct_formula():

@@ -4,7 +4,7 @@ import pytest
 import soundfile as sf
 
 from speakervlad.cli.main import main
-from speakervlad.embeddings import load_embeddings
+from speakervlad.embedding.directory import load_embeddings
 
 pytestmark = pytest.mark.realdata
 

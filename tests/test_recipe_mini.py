@@ -82,6 +82,18 @@ def test_prepare_cuts_single_recordings_into_segments(tmp_path: Path, capsys) ->
     assert "4 target" in capsys.readouterr().out
 
 
+def test_prepare_holds_out_a_share_of_speakers_and_writes_all_pairs(tmp_path: Path, capsys) -> None:
+    corpus = _flat_corpus(tmp_path / "flat", speakers=10, seconds=7.0)
+    out = tmp_path / "lists"
+    assert main(["prepare", "--data", str(corpus), "--pattern", r"^(?P<speaker>\d+)-", "--out", str(out),
+                 "--heldout", "30%", "--trials", "all"]) == 0
+    held = read_list(out / "heldout.tsv")
+    assert len({u.speaker for u in held}) == 3 and len(held) == 6  # 3 speakers x two 3 s segments
+    trials = read_trials(out / "trials.txt")
+    assert len(trials) == 6 * 5 // 2 and trials.n_target == 3  # every pair once
+    assert "15 trials (3 target, 12 non-target)" in capsys.readouterr().out
+
+
 def test_prepare_without_heldout_writes_only_the_training_list(tmp_path: Path) -> None:
     corpus = _flat_corpus(tmp_path / "flat", speakers=3, seconds=1.0)
     assert main(["prepare", "--data", str(corpus), "--pattern", r"^(?P<speaker>\d+)-",

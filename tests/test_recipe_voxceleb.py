@@ -26,7 +26,7 @@ from conftest import TINY, tone, write_wav
 from speakervlad.checkpoint import load_checkpoint
 from speakervlad.config import load_config, to_dict
 from speakervlad.data.lists import read_list
-from speakervlad.embeddings import load_embeddings
+from speakervlad.embedding.directory import load_embeddings
 from speakervlad.scoring.scorefile import read_scores
 from speakervlad.scoring.trials import read_trials
 

@@ -13,7 +13,7 @@ from conftest import tone, write_wav
 
 from speakervlad.checkpoint import load_checkpoint
 from speakervlad.cli.main import main
-from speakervlad.embeddings import load_embeddings, save_embeddings
+from speakervlad.embedding.directory import load_embeddings, save_embeddings
 from speakervlad.scoring.asnorm import asnorm_scores, load_cohort
 from speakervlad.scoring.calibration import Calibration
 from speakervlad.scoring.cosine import cosine_scores, mean_embedding
@@ -125,14 +125,19 @@ def test_eval_from_model_and_audio_uses_and_checks_the_cache(tmp_path, tiny_chec
     assert load_embeddings(tmp_path / "cache").keys == sorted(keys)
     assert (tmp_path / "scores" / "trials.scores.txt").is_file()
 
-    from speakervlad.inference import EmbeddingModel
+    from speakervlad.embedding.torch_embedder import EmbeddingModel
 
     def refuse(*_args, **_kwargs):
         raise AssertionError("embedded again despite the cache")
 
-    monkeypatch.setattr(EmbeddingModel, "embed_many", refuse)
+    monkeypatch.setattr(EmbeddingModel, "embed_waveforms", refuse)
     assert main(args) == 0
     assert capsys.readouterr().out == first
+    # a list of fewer keys reuses the cache and keeps the other rows in it
+    (tmp_path / "few.txt").write_text("\n".join(lines[:2]) + "\n")  # one target, one non-target
+    assert main(args[:3] + ["--trials", str(tmp_path / "few.txt")] + args[5:]) == 0
+    assert load_embeddings(tmp_path / "cache").keys == sorted(keys)
+    capsys.readouterr()
 
     save_embeddings(tmp_path / "other", keys, np.ones((4, 16), np.float32), {"model": "another"})
     assert main(args[:-1] + [str(tmp_path / "other")]) == 2

@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pytest
 
-from speakervlad.embeddings import Embeddings, save_embeddings
+from speakervlad.embedding.directory import Embeddings, save_embeddings
 from speakervlad.errors import EmbeddingError, TrialError
 from speakervlad.scoring import cosine
 from speakervlad.scoring.asnorm import asnorm_scores, cohort_stats, load_cohort

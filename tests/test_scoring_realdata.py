@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speakervlad.embeddings import Embeddings
+from speakervlad.embedding.directory import Embeddings
 from speakervlad.scoring.cosine import cosine_scores
 from speakervlad.scoring.report import evaluate
 from speakervlad.scoring.trials import VOXCELEB, read_trials

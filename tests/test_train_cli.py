@@ -13,7 +13,9 @@ from conftest import tone_corpus
 from speakervlad.checkpoint import load_checkpoint
 from speakervlad.cli.main import main
 from speakervlad.config import apply_overrides, load_config
-from speakervlad.data.lists import build_list, make_trials, write_trials
+from speakervlad.data.heldout import make_trials
+from speakervlad.data.lists import build_list
+from speakervlad.scoring.trials import write_trials
 from speakervlad.train.experiment import METRICS_FIELDS, MetricsLog
 
 TINY = [

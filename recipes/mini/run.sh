@@ -5,22 +5,24 @@
 #
 # Without --data it generates its own corpus with `speakervlad synth` (synthetic
 # speech-like audio: it shows that the pipeline learns, not accuracy on real
-# speech). Speakers are split: --heldout N speakers never seen in training give
-# the verification trials. The table compares the trained model with the same
-# architecture untrained, on the same trials.
+# speech) and trains conf/mini.yaml. With --data (your recordings: real speech)
+# it trains conf/real.yaml, which plans its epochs to use the whole
+# --train-minutes budget. Speakers are split: --heldout speakers never seen in
+# training give the verification trials. The table compares the trained model
+# with the same architecture untrained, on the same trials.
 #
-# Options (defaults in brackets):
+# Options (defaults in brackets: synthetic corpus / --data):
 #   --data DIR|LIST    speaker-labelled audio: DIR/<speaker>/.../*.wav|flac, a VoxCeleb or Kaldi
 #                      folder, a flat folder with --pattern, or a list file [synthetic corpus]
 #   --pattern REGEX    speaker from the file name in a flat folder, e.g. '^(?P<speaker>\d+)-'
-#   --train-minutes M  wall-clock training budget; training checkpoints and stops when it runs out [6]
-#   --epochs N         training epochs (train.epochs) [40]
+#   --train-minutes M  wall-clock training budget; training checkpoints and stops when it runs out [6 / 15]
+#   --epochs N         training epochs (train.epochs; with conf/real.yaml the most it plans) [the config's]
 #   --exp DIR          experiment folder [recipes/mini/exp]
-#   --heldout N        held-out speakers [8]
-#   --trials N         trials among the held-out speakers, 30 % of them target trials [3000]
+#   --heldout N|P%     held-out speakers, a number or a share of them [8 / 20%]
+#   --trials N|all     trials among the held-out speakers (30 % targets), or all pairs [3000 / all]
 #   --speakers N --utterances M --seed S   size and seed of the synthetic corpus [48, 16, 0]
 #   --synth-dir DIR    where synthetic corpora are written [recipes/mini/data]
-#   --config FILE      training config [recipes/mini/conf/mini.yaml]
+#   --config FILE      training config [recipes/mini/conf/mini.yaml / recipes/mini/conf/real.yaml]
 #   --jobs J           parallel processes for data generation and checks [nproc]
 # Trailing key=value arguments override the config (e.g. data.batch_size=16).
 set -euo pipefail
@@ -28,21 +30,26 @@ set -euo pipefail
 recipe=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 data=
 pattern=
-train_minutes=6
-epochs=40
+train_minutes=
+epochs=
 exp=$recipe/exp
-heldout=8
-trials=3000
+heldout=
+trials=
 speakers=48
 utterances=16
 seed=0
 synth_dir=$recipe/data
-config=$recipe/conf/mini.yaml
+config=
 jobs=$(nproc 2>/dev/null || echo 2)
 
 recipe_name=mini/run.sh
 . "$recipe/../lib/common.sh"
 parse_options "data pattern train_minutes epochs exp heldout trials speakers utterances seed synth_dir config jobs" "$@"
+if [ -z "$data" ]; then  # synthetic voices: a toy setting
+  : "${config:=$recipe/conf/mini.yaml}" "${train_minutes:=6}" "${heldout:=8}" "${trials:=3000}"
+else  # real speech
+  : "${config:=$recipe/conf/real.yaml}" "${train_minutes:=15}" "${heldout:=20%}" "${trials:=all}"
+fi
 
 command -v speakervlad >/dev/null 2>&1 ||
   die "the speakervlad command is not on PATH: run 'make mini' from the repository, or 'make setup' and add .venv/bin to PATH"
@@ -80,19 +87,14 @@ else
 fi
 
 # 3. train (and the same architecture untrained, for comparison) -----------------
-train_args=("train.epochs=$epochs" "train.max_minutes=$train_minutes" ${overrides[@]+"${overrides[@]}"})
-last=$exp/checkpoints/$(printf 'epoch_%03d.pt' "$epochs")
+train_args=(${epochs:+"train.epochs=$epochs"} "train.max_minutes=$train_minutes" ${overrides[@]+"${overrides[@]}"})
 [ -f "$exp/untrained.pt" ] ||
   speakervlad model init "$config" ${overrides[@]+"${overrides[@]}"} -o "$exp/untrained.pt" --seed "$seed"
-if [ -f "$last" ]; then
-  log "3/6 train: done before ($last)"
-else
-  log "3/6 train: up to $epochs epochs or $train_minutes minutes ($(elapsed) so far)"
-  resume=()
-  compgen -G "$exp/checkpoints/epoch_*.pt" >/dev/null && resume=(--resume)
-  speakervlad train --config "$config" --data "$lists/train.tsv" --exp "$exp" --device cpu \
-    --jobs "$jobs" ${resume[@]+"${resume[@]}"} "${train_args[@]}"
-fi
+log "3/6 train: $(basename "$config"), at most $train_minutes minutes ($(elapsed) so far)"
+resume=()  # a run that is done returns at once; one stopped by the budget continues
+compgen -G "$exp/checkpoints/epoch_*.pt" >/dev/null && resume=(--resume)
+speakervlad train --config "$config" --data "$lists/train.tsv" --exp "$exp" --device cpu \
+  --jobs "$jobs" ${resume[@]+"${resume[@]}"} "${train_args[@]}"
 
 # 4. average the last epochs into the final model --------------------------------
 mapfile -t ckpts < <(compgen -G "$exp/checkpoints/epoch_[0-9][0-9][0-9].pt" | sort)

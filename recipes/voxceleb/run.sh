@@ -269,27 +269,24 @@ if run_stage 5; then
       echo "  $out: done before"; continue
     fi
     [ -f "$lists/$set.tsv" ] || die "$lists/$set.tsv is missing: run stage 2 first"
-    # each shard in its own folder (resumable), merged when all are done
-    pids=() parts=()
+    # rows of an earlier model go; rows of this one are kept (a killed run resumes)
+    if [ -d "$out" ] && find "$out" -name keys.txt ! -newer "$model" | grep -q .; then rm -rf "$out"; fi
+    # every shard writes $out/shard-i-of-n; the last to finish merges them into $out
+    pids=()
     for ((i = 0; i < shards; i++)); do
       if [ "$ngpu" -gt 0 ]; then
         device=(--device cuda); shard_env=(CUDA_VISIBLE_DEVICES="${gpu_ids[$i]}")
       else
         device=(--device cpu); shard_env=(OMP_NUM_THREADS=$(( $(nproc) / shards > 0 ? $(nproc) / shards : 1 )))
       fi
-      env "${shard_env[@]}" speakervlad extract --model "$model" --list "$lists/$set.tsv" \
-        -o "$out.shards/$i" --shard "$i/$shards" --jobs "$decoders" "${device[@]}" > "$exp/log/extract_$set.$i.log" 2>&1 &
-      pids+=($!) parts+=("$out.shards/$i/shard-$i-of-$shards")
+      env "${shard_env[@]}" speakervlad extract --model "$model" --list "$lists/$set.tsv" -o "$out" \
+        --shard "$i/$shards" --jobs "$decoders" "${device[@]}" > "$exp/log/extract_$set.$i.log" 2>&1 &
+      pids+=($!)
     done
     for ((i = 0; i < shards; i++)); do
       wait "${pids[$i]}" || { tail -n 5 "$exp/log/extract_$set.$i.log" >&2; die "extraction shard $i/$shards of $set failed (log: $exp/log/extract_$set.$i.log)"; }
     done
-    if [ "$shards" -gt 1 ]; then
-      speakervlad extract-merge "${parts[@]}" -o "$out"
-    else
-      rm -rf "$out" && mv "$out.shards/0" "$out"
-    fi
-    rm -rf "$out.shards"
+    [ -f "$out/keys.txt" ] || die "the shards of $out did not merge (logs: $exp/log/extract_$set.*.log)"
     echo "  $out: $(wc -l < "$out/keys.txt") embeddings"
   done
   log "stage 5: done"

@@ -5,7 +5,6 @@ import argparse
 import json
 from pathlib import Path
 
-from ..checkpoint import set_calibration
 from ..errors import ConfigError
 from ..scoring.calibration import DEFAULT_PRIOR, fit_calibration
 from ..scoring.scorefile import read_scores
@@ -59,5 +58,7 @@ def run(args: argparse.Namespace) -> int:
         args.output.write_text(json.dumps(calibration.to_dict(), indent=1) + "\n")
         print(f"wrote {args.output}")
     if args.model:
+        from ..checkpoint import set_calibration  # torch, only to write into a checkpoint
+
         print(f"calibrated checkpoint: {set_calibration(args.model, calibration.to_dict(), args.into)}")
     return 0

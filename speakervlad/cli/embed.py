@@ -8,9 +8,9 @@ import sys
 
 import numpy as np
 
-from ..embeddings import save_embeddings
+from ..embedding.directory import save_embeddings
+from ..embedding.torch_embedder import load_model, retain_freed_memory
 from ..errors import AudioError
-from ..inference import load_model, retain_freed_memory
 
 log = logging.getLogger(__name__)
 

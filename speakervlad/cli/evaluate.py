@@ -19,14 +19,13 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import ConfigError
-from ..inference import load_model
 from ..scoring.calibration import Calibration
-from ..scoring.extraction import embed_keys
 from ..scoring.metrics import error_curve
 from ..scoring.report import DEFAULT_P_TARGETS, EvalResult, evaluate, format_table, write_json
 from ..scoring.scorefile import read_scores, write_scores
+from ..scoring.scorer import score_trials
 from ..scoring.trials import Trials, read_trials
-from .score import add_scoring_args, score_with_args, scoring_name
+from .score import add_scoring_args, scoring_options
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "and the audio (--model, --audio-root).")
     parser.add_argument("--trials", required=True, nargs="+", type=Path, help="trial list(s)")
     parser.add_argument("--scores", nargs="+", type=Path, help="score file(s), one per trial list")
-    parser.add_argument("--model", type=Path, help="checkpoint: embed the audio the trials need")
+    parser.add_argument("--model", type=Path,
+                        help="checkpoint or ONNX export: embed the audio the trials need")
     parser.add_argument("--audio-root", type=Path, help="folder the trial keys are relative to (with --model)")
     parser.add_argument("--cache", type=Path, metavar="EMB_DIR",
                         help="embedding cache for --model (default: next to the checkpoint, "
@@ -102,11 +102,15 @@ def _from_score_file(trials: Trials, path: Path, args: argparse.Namespace) -> Sc
 def _from_model(trial_lists: list[Trials], names: list[str], args: argparse.Namespace) -> list[Scored]:
     if args.audio_root is None:
         raise ConfigError("--model needs --audio-root, the folder the trial keys are relative to")
-    model = load_model(args.model)
+    from ..embedding import open_embedder  # the model's runtime (torch or onnxruntime) only now
+    from ..embedding.extraction import embed_keys
+
+    model = open_embedder(args.model)
     keys = sorted({key for trials in trial_lists for key in trials.keys.tolist()})
     cache = args.cache or args.model.parent / f"{args.model.stem}_embeddings_{model.fingerprint[:12]}"
-    embeddings = embed_keys(model, keys, args.audio_root, cache, args.batch_size)
-    kind = scoring_name(args)
+    embeddings = embed_keys(model, keys, args.audio_root, cache, batch_size=args.batch_size)
+    options = scoring_options(args)
+    kind = options.name
     calibration = Calibration.from_dict(model.calibration) if model.calibration else None
     if calibration is not None and calibration.scoring != kind:
         logger.warning("the model's calibration is for %s scores, not %s: LLR metrics left out",
@@ -114,7 +118,7 @@ def _from_model(trial_lists: list[Trials], names: list[str], args: argparse.Name
         calibration = None
     evaluated = []
     for name, trials in zip(names, trial_lists):
-        scored = score_with_args(trials, embeddings, args)
+        scored = score_trials(trials, embeddings, options)
         if args.save_scores:
             write_scores(args.save_scores / f"{name}.scores.txt", scored.trials, scored.scores)
         llrs = calibration.llr(scored.scores) if calibration else None

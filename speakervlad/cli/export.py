@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..export import DEFAULT_OPSET, FORMATS, export_model
+from ..embedding.export import DEFAULT_OPSET, FORMATS, export_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

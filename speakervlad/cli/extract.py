@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
+from ..embedding.extraction import MAX_PADDING, extract, list_items
+from ..embedding.shards import find_shards, merge_shards, parse_shard, shard_from_env
+from ..embedding.torch_embedder import PRECISIONS, load_model, retain_freed_memory
 from ..errors import ConfigError
-from ..extract import MAX_PADDING, extract, list_items
-from ..extract_shards import find_shards, merge_shards, parse_shard, shard_from_env
-from ..inference import PRECISIONS, load_model, retain_freed_memory
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import torch
 
 from ..checkpoint import save_checkpoint
 from ..config import apply_overrides, load_config, named_configs
-from ..model_info import describe
 from ..models import build_model
+from ..models.info import describe
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,6 +1,6 @@
 """``speakervlad prepare``: a training list and held-out verification trials from a corpus.
 
-Speakers are split (``--heldout N`` random speakers are held out); the training
+Speakers are split (``--heldout N`` random speakers, or ``P%`` of them, are held out); the training
 speakers' files go to ``OUT/train.tsv``, the held-out ones to
 ``OUT/heldout.tsv`` with trials between them in ``OUT/trials.txt`` (VoxCeleb
 format; keys are the list keys). When a held-out speaker has fewer than two
@@ -20,17 +20,11 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from ..data.lists import (
-    all_pairs,
-    build_list,
-    check_readable,
-    cut_segments,
-    make_trials,
-    split_speakers,
-    write_list,
-    write_trials,
-)
+from ..data.heldout import all_pairs, cut_segments, make_trials, split_speakers
+from ..data.lists import build_list, write_list
+from ..data.readable import check_readable
 from ..errors import ConfigError
+from ..scoring.trials import write_trials
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--kind", default="auto", choices=["auto", "voxceleb", "kaldi", "folder"],
                         help="corpus layout (default: detected)")
     parser.add_argument("--out", required=True, type=Path, help="folder to write the lists to")
-    parser.add_argument("--heldout", type=int, default=0, help="speakers held out for trials (default 0)")
+    parser.add_argument("--heldout", type=_speaker_count, default=0,
+                        help="speakers held out for trials: a number, or a share such as 20%% (default 0)")
     parser.add_argument("--trials", type=_trial_count, default=2000,
                         help="trials to draw (default 2000), or 'all': every pair of held-out utterances")
     parser.add_argument("--target-fraction", type=float, default=0.5,
@@ -69,13 +64,15 @@ def run(args: argparse.Namespace) -> int:
     utts = build_list(args.data, kind=args.kind, pattern=args.pattern)
     args.out.mkdir(parents=True, exist_ok=True)
     utts = check_readable(utts, args.out / UNREADABLE, min_seconds=args.min_seconds, jobs=args.jobs)
-    train, held = split_speakers(utts, args.heldout, seed=args.seed)
+    speakers = len({u.speaker for u in utts})
+    heldout = args.heldout if isinstance(args.heldout, int) else max(2, round(args.heldout * speakers))
+    train, held = split_speakers(utts, heldout, seed=args.seed)
     write_list(args.out / TRAIN_LIST, train)
     summary = {"source": str(args.data), "train_speakers": len({u.speaker for u in train}),
                "train_utterances": len(train)}
     print(f"{args.out / TRAIN_LIST}: {summary['train_utterances']} utterances of "
           f"{summary['train_speakers']} speakers")
-    if args.heldout:
+    if heldout:
         per_speaker = Counter(u.speaker for u in held)
         seconds = args.segment_seconds
         if seconds is None and min(per_speaker.values()) < 2:
@@ -112,3 +109,14 @@ def _trial_count(text: str) -> int | str:
     if count <= 0:
         raise argparse.ArgumentTypeError(f"the number of trials must be positive, got {count}")
     return count
+
+
+def _speaker_count(text: str) -> int | float:
+    """``N`` speakers, or ``P%`` of them (returned as the fraction P / 100)."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of speakers or a share like 20%, got {text!r}") from None
+    if isinstance(value, float) and not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"a share of held-out speakers is under 100%, got {text!r}")
+    return value  # a count is checked against the speakers by split_speakers

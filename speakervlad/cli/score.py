@@ -7,13 +7,13 @@ import logging
 import time
 from pathlib import Path
 
-from ..embeddings import Embeddings, load_embeddings
-from ..errors import CalibrationError, EmbeddingError
-from ..scoring.asnorm import DEFAULT_TOP_N, asnorm_scores, load_cohort
+from ..embedding.directory import load_embeddings
+from ..errors import CalibrationError
+from ..scoring.asnorm import DEFAULT_TOP_N
 from ..scoring.calibration import Calibration
-from ..scoring.cosine import ScoredTrials, cosine_scores, mean_embedding
 from ..scoring.scorefile import write_scores
-from ..scoring.trials import Trials, read_trials
+from ..scoring.scorer import ScoringOptions, score_trials
+from ..scoring.trials import read_trials
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_scoring_args(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``score`` and ``eval --model``."""
+    """Options shared by ``score`` and ``eval`` (see :class:`ScoringOptions`)."""
     parser.add_argument("--mean-from", type=Path, metavar="DIR",
                         help="subtract the mean embedding of this (training-set) embedding directory")
     parser.add_argument("--asnorm-cohort", type=Path, metavar="DIR",
@@ -43,36 +43,16 @@ def add_scoring_args(parser: argparse.ArgumentParser) -> None:
                         help="drop trials whose utterances have no embedding (reported) instead of failing")
 
 
-def scoring_name(args: argparse.Namespace) -> str:
-    """How scores are made, e.g. ``cosine`` or ``asnorm300+mean`` (recorded with calibrations)."""
-    name = f"asnorm{args.asnorm_top}" if args.asnorm_cohort else "cosine"
-    return name + ("+mean" if args.mean_from else "")
-
-
-def score_with_args(trials: Trials, embeddings: Embeddings, args: argparse.Namespace) -> ScoredTrials:
-    """Score ``trials`` as the shared options ask (mean subtraction, AS-norm, skipping)."""
-    mean = mean_embedding(_same_model(embeddings, args.mean_from)) if args.mean_from else None
-    if args.asnorm_cohort:
-        cohort = load_cohort(_same_model(embeddings, args.asnorm_cohort), mean)
-        return asnorm_scores(trials, embeddings, cohort, args.asnorm_top, mean, args.skip_missing)
-    return cosine_scores(trials, embeddings, mean, args.skip_missing)
-
-
-def _same_model(embeddings: Embeddings, path: Path) -> Embeddings:
-    """Open ``path``, refusing embeddings whose recorded model differs from ``embeddings``'."""
-    other = load_embeddings(path)
-    mine, theirs = embeddings.meta.get("model"), other.meta.get("model")
-    if mine and theirs and mine != theirs:
-        raise EmbeddingError(f"{path} holds embeddings of model {theirs}, but the trial embeddings are "
-                             f"from {mine}; use embeddings of one model")
-    return other
+def scoring_options(args: argparse.Namespace) -> ScoringOptions:
+    return ScoringOptions(args.mean_from, args.asnorm_cohort, args.asnorm_top, args.skip_missing)
 
 
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     trials = read_trials(args.trials)
-    scored = score_with_args(trials, load_embeddings(args.embeddings), args)
-    scores, kind = scored.scores, scoring_name(args)
+    options = scoring_options(args)
+    scored = score_trials(trials, load_embeddings(args.embeddings), options)
+    scores, kind = scored.scores, options.name
     if args.calibration:
         calibration = load_calibration(args.calibration)
         if calibration.scoring != kind:

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from ..api import Verifier
+from ..embedding.torch_embedder import retain_freed_memory
 from ..errors import ConfigError
-from ..inference import retain_freed_memory
 from ..serve import API_KEY_ENV, create_app, load_api_key
 from ..store import EnrollmentStore
 

@@ -19,7 +19,8 @@ import logging
 from pathlib import Path
 
 from ..config import apply_overrides, dump_config, load_config
-from ..data.lists import build_list, check_readable, read_list, write_list
+from ..data.lists import build_list, read_list, write_list
+from ..data.readable import check_readable
 from ..errors import ConfigError
 from ..train import distributed as ddp
 from ..train.average import average_last

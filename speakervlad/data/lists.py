@@ -11,7 +11,8 @@ built from one of three layouts and stored as a TSV file:
 
 :func:`build_list` picks the layout. Keys are paths relative to the corpus root
 (the key convention of the trial lists); :class:`SpeakerIndex` maps speakers to
-class ids. Held-out speakers and trials: :mod:`speakervlad.data.trials`, re-exported here.
+class ids. Readability checks: :mod:`speakervlad.data.readable`; held-out speakers and
+trials: :mod:`speakervlad.data.heldout`.
 
 >>> utts = [Utterance("a/1.wav", "a", "/c/a/1.wav"), Utterance("b/1.wav", "b", "/c/b/1.wav")]
 >>> SpeakerIndex.from_utterances(utts).labels(utts)
@@ -32,14 +33,6 @@ import numpy as np
 
 from ..audio import AUDIO_SUFFIXES
 from ..errors import ConfigError
-from .readable import check_readable
-from .trials import all_pairs, cut_segments, make_trials, split_speakers, write_trials
-
-__all__ = [
-    "Utterance", "scan_voxceleb", "read_kaldi_dir", "scan_folder", "build_list", "write_list",
-    "read_list", "check_readable", "SpeakerIndex", "add_speed_perturbation", "split_speakers",
-    "make_trials", "all_pairs", "write_trials", "cut_segments", "LIST_HEADER",
-]
 
 logger = logging.getLogger(__name__)
 

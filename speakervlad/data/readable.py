@@ -13,16 +13,13 @@ import subprocess
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import soundfile as sf
 from tqdm import tqdm
 
 from ..audio import FFMPEG_SUFFIXES
 from ..errors import ConfigError
-
-if TYPE_CHECKING:
-    from .lists import Utterance
+from .lists import Utterance
 
 logger = logging.getLogger(__name__)
 

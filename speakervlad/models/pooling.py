@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 from ..config import PoolingConfig
 from ..errors import ConfigError
-from ..masking import time_mask
 from ..registry import Registry
+from .masking import time_mask
 
 POOLINGS: Registry[nn.Module] = Registry("pooling")
 Stats = dict[str, Tensor]
@@ -151,6 +151,9 @@ def _ghostvlad(cfg: PoolingConfig, in_dim: int) -> Pooling:
 
 @POOLINGS.register("netvlad")
 def _netvlad(cfg: PoolingConfig, in_dim: int) -> Pooling:
+    if cfg.ghost_clusters:
+        raise ConfigError(f"model.pooling.ghost_clusters={cfg.ghost_clusters} means nothing for netvlad, "
+                          "which has no ghost clusters: set model.pooling.ghost_clusters=0, or use ghostvlad")
     return GhostVLAD(in_dim, cfg.feature_dim, cfg.clusters, 0)
 
 

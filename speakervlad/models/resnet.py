@@ -4,13 +4,13 @@ Both trunks are length-aware: after every block, frames beyond each
 utterance's (downsampled) length are set to zero, which is exactly the zero
 padding an unpadded utterance would see at its end. So padding a batch never
 changes an utterance's frame features, and chunks of a long recording give the
-same frames as the whole (see :mod:`speakervlad.inference`).
+same frames as the whole (see :mod:`speakervlad.embedding.torch_embedder`).
 
 Each trunk declares ``out_dim`` (channels x remaining frequency bins) and
 ``time_stride`` (input frames per output frame).
 
 Every block and trunk has an ``inplace`` flag (off by default), which
-:func:`speakervlad.inference.inference_copy` turns on: ReLU, residual additions
+:func:`speakervlad.embedding.torch_embedder.inference_copy` turns on: ReLU, residual additions
 and the zeroing of padded frames then reuse the convolutions' output tensors
 (no autograd, fewer passes over memory), with the same results.
 """
@@ -20,8 +20,8 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..errors import ConfigError
-from ..masking import mask_time, pool_lengths, stride_lengths, zero_padding_
 from ..registry import Registry
+from .masking import mask_time, pool_lengths, stride_lengths, zero_padding_
 
 TRUNKS: Registry[nn.Module] = Registry("trunk")
 
@@ -120,7 +120,6 @@ class ThinResNet34(_Stages):
         freq = (freq - 3) // 2 + 1
         if freq < 1:
             raise ConfigError(f"thin_resnet34 needs more than {num_bins} frequency bins")
-        self.out_channels, self.out_freq = cin, freq
         self.out_dim = cin * freq
         self.time_stride = 16
 
@@ -154,7 +153,6 @@ class ResNet34(_Stages):
                 cin = cout
             freq = (freq - 1) // stride + 1
         self.blocks = nn.ModuleList(blocks)
-        self.out_channels, self.out_freq = cin, freq
         self.out_dim = cin * freq
         self.time_stride = 8
 

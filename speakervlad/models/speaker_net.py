@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..errors import ConfigError
-from ..frontends import build_frontend
+from .frontends import build_frontend
 from .pooling import build_pooling
 from .resnet import build_trunk
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..embeddings import Embeddings, load_embeddings
+from ..embedding.directory import Embeddings, load_embeddings
 from ..errors import ConfigError, EmbeddingError
 from .cosine import ScoredTrials, normalize_rows, prepare_trials, rowwise_dot
 from .trials import Trials

@@ -5,7 +5,7 @@ once; a trial's score is then the dot product of two gathered rows, computed in
 chunks so memory stays bounded on lists with millions of trials.
 
 >>> import numpy as np
->>> from speakervlad.embeddings import Embeddings
+>>> from speakervlad.embedding.directory import Embeddings
 >>> from speakervlad.scoring.trials import Trials
 >>> emb = Embeddings(["a", "b", "c"], np.array([[1, 0], [1, 1], [0, 2]], np.float32))
 >>> trials = Trials.from_pairs(["a", "a"], ["b", "c"], [True, False])
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..embeddings import Embeddings, load_embeddings
+from ..embedding.directory import Embeddings, load_embeddings
+from ..embedding.embedder import l2_normalize
 from ..errors import EmbeddingError, TrialError
 from .trials import Trials
 
@@ -73,13 +74,7 @@ def normalize_rows(matrix: np.ndarray, keys: list[str] | np.ndarray, mean: np.nd
             raise EmbeddingError(f"mean embedding has shape {mean.shape} but embeddings have "
                                  f"{out.shape[1]} dimensions; use a mean from the same model")
         out -= mean
-    norms = np.sqrt(np.einsum("ij,ij->i", out, out))  # (N,)
-    bad = np.flatnonzero(~(norms > 0) | ~np.isfinite(norms))
-    if bad.size:
-        raise EmbeddingError(f"{bad.size} embeddings are zero or not finite, so their cosine is "
-                             f"undefined (first: {keys[int(bad[0])]}); re-extract them")
-    out /= norms[:, None]
-    return out
+    return l2_normalize(out, keys, in_place=True)
 
 
 def prepare_trials(trials: Trials, embeddings: Embeddings, mean: np.ndarray | None = None,

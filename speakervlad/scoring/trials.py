@@ -1,6 +1,7 @@
 """Trial lists: which utterance pairs to score, and whether each is a target.
 
-Two formats are read, detected from the first non-blank line:
+The one module that reads and writes them. Two formats are read, detected from
+the first non-blank line (:func:`write_trials` writes VoxCeleb's):
 
 * VoxCeleb: ``LABEL ENROLL TEST`` with LABEL ``1`` (same speaker) or ``0``, e.g.
   ``1 id10270/x6uYqmx31kE/00001.wav id10270/8jEAjG6SegY/00008.wav``
@@ -27,6 +28,9 @@ from typing import NoReturn
 import numpy as np
 
 from ..errors import TrialError
+
+#: one trial as built in Python: (enroll key, test key, is a target)
+Trial = tuple[str, str, bool]
 
 VOXCELEB, KALDI = "voxceleb", "kaldi"
 _EXPECTED = {
@@ -120,6 +124,16 @@ def read_trials(path: str | Path) -> Trials:
         _fail(path, lines, _line_of_row(lines, row), fmt, f"has label {label_col[row].decode(errors='replace')!r}")
     raw_keys, enroll_idx, test_idx = factorize_pairs(enroll, test)
     return Trials(decode_keys(raw_keys, path), enroll_idx, test_idx, labels, str(path), fmt)
+
+
+def write_trials(path: str | Path, trials: Sequence[Trial]) -> None:
+    """Write trials in the VoxCeleb format: ``1 enroll test`` (target) / ``0 enroll test``."""
+    lines = []
+    for enroll, test, target in trials:
+        if any(ch.isspace() for ch in enroll + test):
+            raise TrialError(f"trial keys may not contain spaces: {enroll!r} {test!r}")
+        lines.append(f"{int(bool(target))} {enroll} {test}")
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def first_line(data: bytes) -> tuple[int, bytes] | None:

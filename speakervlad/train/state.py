@@ -8,17 +8,17 @@ from __future__ import annotations
 import logging
 import random
 import signal
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from ..checkpoint import load_checkpoint, load_weights
 from ..errors import CheckpointError
 from .experiment import latest_checkpoint
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
@@ -74,46 +74,56 @@ def restore_rng(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def load_training_checkpoint(trainer: Trainer) -> tuple[int, int, dict, int | None]:
-    """Restore the latest checkpoint of ``trainer.exp_dir`` into ``trainer``.
+@dataclass
+class Resumed:
+    """Where a resumed run continues."""
 
-    Returns ``(epoch, step, epoch_stats, budget_plan)``: the epoch (0-based)
-    and step to continue from, the statistics of that epoch so far, and the
-    epochs planned to fit the time budget (None when no plan was made).
+    epoch: int  # 0-based epoch to continue
+    step: int  # steps already done in it
+    epoch_stats: dict  # that epoch's statistics so far
+    budget_plan: int | None  # epochs planned to fit the time budget, if a plan was made
+
+
+def load_training_checkpoint(
+    exp_dir: Path, *, model: nn.Module, head: nn.Module, optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler, speakers: Sequence[str], world_size: int, batch_size: int,
+) -> Resumed:
+    """Restore the latest checkpoint of ``exp_dir`` into these training objects (and the global RNGs).
+
+    Refuses, saying what to do, a checkpoint without training state, one trained on
+    other speakers, and a mid-epoch one with another process count or batch size.
     """
-    path = latest_checkpoint(trainer.exp_dir)
+    path = latest_checkpoint(exp_dir)
     if path is None:
         raise CheckpointError(
-            f"nothing to resume: {trainer.exp_dir}/checkpoints holds no epoch_*.pt; start without --resume"
+            f"nothing to resume: {exp_dir}/checkpoints holds no epoch_*.pt; start without --resume"
         )
     ckpt = load_checkpoint(path)
     state = ckpt.training_state
     if not state:
         raise CheckpointError(f"{path}: holds no training state (an exported or averaged model?)")
-    if state["speakers"] != list(trainer.speakers.speakers):
+    if state["speakers"] != list(speakers):
         raise CheckpointError(
             f"{path}: trained on {len(state['speakers'])} speakers, the data now has "
-            f"{len(trainer.speakers)} (or other ones); resume with the training list in the experiment "
+            f"{len(speakers)} (or other ones); resume with the training list in the experiment "
             "folder (train.tsv)"
         )
-    if state["step"] and (state["world_size"], state["batch_size"]) != (
-        trainer.env.world_size, trainer.batch_size
-    ):
+    if state["step"] and (state["world_size"], state["batch_size"]) != (world_size, batch_size):
         raise CheckpointError(
             f"{path}: stopped mid-epoch with {state['world_size']} process(es) x batch "
             f"{state['batch_size']}; resume with the same number of processes and batch size"
         )
-    if state["world_size"] != trainer.env.world_size:
+    if state["world_size"] != world_size:
         logger.warning("resuming a %d-process run with %d processes: not bit-exact",
-                       state["world_size"], trainer.env.world_size)
+                       state["world_size"], world_size)
     try:
-        load_weights(trainer.model, ckpt.model_state)
-        trainer.head.load_state_dict(ckpt.head_state)
+        load_weights(model, ckpt.model_state)
+        head.load_state_dict(ckpt.head_state)
     except (CheckpointError, RuntimeError) as err:
         raise CheckpointError(f"{path}: {err}") from None
-    trainer.optimizer.load_state_dict(state["optimizer"])
+    optimizer.load_state_dict(state["optimizer"])
     if state.get("scaler"):
-        trainer.scaler.load_state_dict(state["scaler"])
+        scaler.load_state_dict(state["scaler"])
     restore_rng(state["rng"])
     logger.info("resuming from %s (%d epochs + %d steps done)", path, state["epochs_done"], state["step"])
-    return state["epochs_done"], state["step"], state["epoch_stats"], state.get("budget_plan")
+    return Resumed(state["epochs_done"], state["step"], state["epoch_stats"], state.get("budget_plan"))

@@ -154,9 +154,13 @@ class Trainer:
         cfg = self.config.train
         epoch, step, stats = 0, 0, _EpochStats()
         if resume:
-            epoch, step, saved_stats, budget_plan = load_training_checkpoint(self)
-            stats = _EpochStats(**saved_stats) if step else stats
-            self.budget_plan = budget_plan if cfg.fit_to_budget else None
+            resumed = load_training_checkpoint(
+                self.exp_dir, model=self.model, head=self.head, optimizer=self.optimizer, scaler=self.scaler,
+                speakers=self.speakers.speakers, world_size=self.env.world_size, batch_size=self.batch_size,
+            )
+            epoch, step = resumed.epoch, resumed.step
+            stats = _EpochStats(**resumed.epoch_stats) if step else stats
+            self.budget_plan = resumed.budget_plan if cfg.fit_to_budget else None
         if self.env.is_main:
             self.exp_dir.mkdir(parents=True, exist_ok=True)
             self.speakers.save(self.exp_dir / "speakers.txt")

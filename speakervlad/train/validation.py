@@ -11,8 +11,9 @@ import numpy as np
 from torch import nn
 
 from ..audio import audio_duration
+from ..embedding.embedder import l2_normalize
+from ..embedding.torch_embedder import EmbeddingModel
 from ..errors import TrialError
-from ..inference import EmbeddingModel
 from ..scoring.cosine import rowwise_dot
 from ..scoring.metrics import eer
 from ..scoring.trials import read_trials
@@ -50,8 +51,7 @@ class Validator:
         for start in range(0, len(self.order), self.group):
             chosen = self.order[start:start + self.group]
             rows[chosen] = embedder.embed_many([self.paths[i] for i in chosen], self.batch_size)
-        norms = np.linalg.norm(rows, axis=1, keepdims=True)
-        return rows / np.maximum(norms, 1e-12)
+        return l2_normalize(rows, [str(p) for p in self.paths], in_place=True)
 
     def scores(self, model: nn.Module) -> np.ndarray:
         """(T,) cosine scores of the trials."""

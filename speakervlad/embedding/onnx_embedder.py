@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AudioSource, load_audio
-from .errors import AudioError, ConfigError
+from ..audio import AudioSource, load_audio
+from ..errors import AudioError, ConfigError
 
 #: prefix of the model facts stored in the ONNX file's metadata by ``export_onnx``
 META_PREFIX = "speakervlad."
@@ -50,6 +50,7 @@ class OnnxEmbedder:
         self.fingerprint = meta[META_PREFIX + "fingerprint"]
         self.calibration = json.loads(meta[META_PREFIX + "calibration"])
         self.max_seconds = max_seconds
+        self.whole_seconds = max_seconds  # the graph embeds every recording whole
 
     def load(self, source: AudioSource, sample_rate: int | None = None, name: str | None = None) -> np.ndarray:
         """Decode and validate audio for this model (mono, 16 kHz, long enough, not too long)."""

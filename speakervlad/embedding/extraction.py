@@ -19,7 +19,7 @@
 
 A sharded run writes ``OUT/shard-i-of-n``; the last shard to finish merges all
 of them into ``OUT`` (the same rows as an unsharded run). Shards made on other
-machines are merged with :func:`~speakervlad.extract_shards.merge_shards` (``speakervlad extract-merge``).
+machines are merged with :func:`~speakervlad.embedding.shards.merge_shards` (``speakervlad extract-merge``).
 """
 from __future__ import annotations
 
@@ -36,11 +36,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .audio import is_audio_file
-from .data.readable import probe_duration
-from .embeddings import load_embeddings, save_embeddings
-from .errors import AudioError, ConfigError, EmbeddingError
-from .extract_shards import (
+from ..audio import is_audio_file
+from ..data.readable import probe_duration
+from ..errors import AudioError, ConfigError, EmbeddingError, TrialError
+from .directory import Embeddings, load_embeddings, save_embeddings
+from .embedder import Embedder
+from .shards import (
     UNUSABLE_FILE,
     Unusable,
     find_shards,
@@ -51,7 +52,6 @@ from .extract_shards import (
     try_merge,
     write_unusable,
 )
-from .inference import EmbeddingModel
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def list_items(list_file: str | Path | None = None, audio_root: str | Path | Non
 
 
 def _items_of_utterance_list(path: Path) -> list[Item]:
-    from .data.lists import read_list
+    from ..data.lists import read_list
 
     utts = read_list(path)
     perturbed = sum(u.speed != 1.0 for u in utts)
@@ -217,19 +217,23 @@ def _done_rows(fingerprint: str, out: Path, target: Path) -> dict[str, np.ndarra
         for part in [folder] + [p for p in parts if not p.name.startswith(".")]:
             if not is_complete(part):
                 continue
-            emb = load_embeddings(part)
-            if emb.meta.get("model") != fingerprint:
-                raise EmbeddingError(
-                    f"{part} holds embeddings of another model ({emb.meta.get('model')}, not {fingerprint}); "
-                    "delete it or choose another -o"
-                )
+            emb = _of_model(part, fingerprint)
             done.update(zip(emb.keys, emb.matrix))
     return done
 
 
+def _of_model(folder: Path, fingerprint: str) -> Embeddings:
+    """The embedding directory ``folder``, refused when another model made it."""
+    emb = load_embeddings(folder)
+    if emb.meta.get("model") != fingerprint:
+        raise EmbeddingError(f"{folder} holds embeddings of another model ({emb.meta.get('model')}, not "
+                             f"{fingerprint}); delete it or write to another directory")
+    return emb
+
+
 # ---- running ----------------------------------------------------------------
 def extract(
-    model: EmbeddingModel,
+    model: Embedder,
     items: Sequence[Item],
     out: str | Path,
     *,
@@ -241,14 +245,19 @@ def extract(
     part_seconds: float = 60.0,
     meta: dict | None = None,
     progress: bool | None = None,
+    keep_existing: bool = False,
 ) -> ExtractResult:
     """Embed ``items`` (this process's shard of them) into the embedding directory ``out``.
 
-    ``progress=None`` shows a progress bar when stderr is a terminal.
+    ``out`` holds exactly the usable ``items``, or with ``keep_existing`` (a cache,
+    unsharded) also the rows it held before. ``progress=None`` shows a progress
+    bar when stderr is a terminal.
     """
     started = time.perf_counter()
     out = Path(out)
     index, count = shard
+    if keep_existing and count > 1:
+        raise ConfigError("keep_existing is for one process adding to a cache, not for sharded runs")
     mine = shard_items(items, index, count)
     target = shard_dir(out, index, count) if count > 1 else out
     done = _done_rows(model.fingerprint, out, target)
@@ -286,7 +295,7 @@ def extract(
     info = {**(meta or {}), "model": model.fingerprint, "unusable": len(unusable)}
     if count > 1:
         info["shard"] = [index, count]
-    kept = [item.key for item in mine if item.key in done]
+    kept = sorted(done) if keep_existing else [item.key for item in mine if item.key in done]
     if not (is_complete(target) and computed == 0 and load_embeddings(target).keys == kept):
         save_embeddings(target, kept, np.stack([done[key] for key in kept]) if kept else
                         np.zeros((0, model.embedding_dim), np.float32), info)
@@ -301,7 +310,7 @@ def extract(
 
 
 def _decoded(
-    model: EmbeddingModel, batches: list[list[tuple[Item, float]]], jobs: int, prefetch_seconds: float,
+    model: Embedder, batches: list[list[tuple[Item, float]]], jobs: int, prefetch_seconds: float,
     progress: bool | None,
 ) -> Iterator[tuple[list[tuple[str, np.ndarray]], list[Unusable]]]:
     """Yield ([(key, wave)], [unusable]) per batch, with the next batches decoding in the background."""
@@ -341,7 +350,7 @@ def _decoded(
         bar.close()
 
 
-def _load(model: EmbeddingModel, item: Item) -> np.ndarray | AudioError:
+def _load(model: Embedder, item: Item) -> np.ndarray | AudioError:
     try:
         return model.load(item.path, name=item.path)
     except AudioError as err:
@@ -353,3 +362,28 @@ def _report(unusable: Sequence[Unusable], folder: Path) -> None:
         shown = "; ".join(f"{path}: {why}" for _, path, why in unusable[:3])
         logger.warning("skipped %d unusable recordings (e.g. %s); list: %s",
                        len(unusable), shown, folder / UNUSABLE_FILE)
+
+
+def embed_keys(model: Embedder, keys: Sequence[str], audio_root: str | Path, cache: str | Path, *,
+               batch_size: int = 16, jobs: int = 2) -> Embeddings:
+    """Embeddings of ``keys`` (paths relative to ``audio_root``), through the cache ``cache``.
+
+    The cache is an embedding directory of one model: keys it holds are reused,
+    the others embedded by :func:`extract` and added to it (rows of earlier keys
+    stay), so a re-run of ``eval --model`` embeds only what is new. Keys that
+    are no file under ``audio_root`` raise :class:`TrialError` (a wrong root);
+    unusable audio is skipped and reported, and its trials have no embedding.
+    """
+    audio_root, cache = Path(audio_root), Path(cache)
+    cached = set(_of_model(cache, model.fingerprint).keys) if is_complete(cache) else set()
+    todo = [key for key in dict.fromkeys(keys) if key not in cached]
+    absent = [key for key in todo if not (audio_root / key).is_file()]
+    if absent:
+        raise TrialError(f"{len(absent)} of {len(todo)} utterances to embed are not files under {audio_root} "
+                         f"(first: {', '.join(absent[:5])}); check --audio-root")
+    logger.info("%d utterances needed: %d from the cache %s, %d to embed", len(set(keys)),
+                len(set(keys)) - len(todo), cache, len(todo))
+    if todo or not is_complete(cache):
+        extract(model, [Item(key, str(audio_root / key)) for key in todo], cache, batch_size=batch_size,
+                jobs=jobs, meta={"audio_root": str(audio_root)}, keep_existing=True)
+    return load_embeddings(cache)

@@ -6,10 +6,10 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .checkpoint import load_checkpoint
-from .config import ExperimentConfig, load_config
-from .models import build_head, build_model, parameter_counts
-from .models.speaker_net import SpeakerNet
+from ..checkpoint import load_checkpoint
+from ..config import ExperimentConfig, load_config
+from . import build_head, build_model, parameter_counts
+from .speaker_net import SpeakerNet
 
 
 def load_config_or_checkpoint(source: str | Path) -> tuple[ExperimentConfig, SpeakerNet, dict | None]:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EmbeddingError
+from ..errors import EmbeddingError
 
 FORMAT_VERSION = 1
 MATRIX_FILE, KEYS_FILE, META_FILE = "embeddings.npy", "keys.txt", "meta.json"
@@ -116,21 +116,3 @@ def load_embeddings(path: str | Path, mmap: bool = True) -> Embeddings:
         raise EmbeddingError(f"{path}: {len(keys)} keys but a matrix of shape {matrix.shape}")
     meta = json.loads((path / META_FILE).read_text()) if (path / META_FILE).is_file() else {}
     return Embeddings(keys, matrix, meta)
-
-
-def merge_embeddings(parts: Sequence[str | Path], out: str | Path) -> Embeddings:
-    """Concatenate embedding directories (e.g. shards) into one; keys must not repeat."""
-    loaded = [load_embeddings(p) for p in parts]
-    if not loaded:
-        raise EmbeddingError("nothing to merge")
-    dims = {e.dim for e in loaded}
-    if len(dims) != 1:
-        raise EmbeddingError(f"cannot merge embeddings of different sizes {sorted(dims)}")
-    models = {e.meta.get("model") for e in loaded}
-    if len(models) != 1:
-        raise EmbeddingError("cannot merge embeddings made by different models")
-    keys = [key for e in loaded for key in e.keys]
-    matrix = np.concatenate([np.asarray(e.matrix) for e in loaded]) if keys else np.zeros((0, dims.pop()), np.float32)
-    meta = {k: v for k, v in loaded[0].meta.items() if k not in ("count",)}
-    save_embeddings(out, keys, matrix, meta)
-    return load_embeddings(out)

@@ -9,15 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speakervlad.data.lists import (
-    Utterance,
-    cut_segments,
-    make_trials,
-    scan_folder,
-    split_speakers,
-    write_trials,
-)
+from speakervlad.data.heldout import cut_segments, make_trials, split_speakers
+from speakervlad.data.lists import Utterance, scan_folder
 from speakervlad.errors import ConfigError, TrialError
+from speakervlad.scoring.trials import write_trials
 
 LIBRI = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "librispeech-train-clean-100-subset"
 

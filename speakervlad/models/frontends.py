@@ -1,7 +1,7 @@
 """Batched feature frontends: waveforms (B, N) with lengths -> features (B, F, T).
 
 Both frontends split their work in two so long recordings can be processed in
-chunks (see :mod:`speakervlad.inference`):
+chunks (see :mod:`speakervlad.embedding.torch_embedder`):
 
 * ``raw(waves, lengths)`` computes frame-local features; frame ``t`` always
   starts at sample ``t * hop_length``, so chunks cut at multiples of the hop
@@ -18,10 +18,10 @@ import torch
 import torchaudio.compliance.kaldi as kaldi
 from torch import Tensor, nn
 
-from .config import FrontendConfig
-from .errors import ConfigError
+from ..config import FrontendConfig
+from ..errors import ConfigError
+from ..registry import Registry
 from .masking import time_mask
-from .registry import Registry
 
 FRONTENDS: Registry[nn.Module] = Registry("frontend")
 EPS = 1e-5

@@ -10,7 +10,7 @@ PyTorch model within 1e-4 (checked on export).
 >>> OnnxEmbedder("model.onnx").embed("speech.wav").shape        # doctest: +SKIP
 (512,)
 
-:class:`~speakervlad.onnx_embedder.OnnxEmbedder` runs the export with onnxruntime
+:class:`~speakervlad.embedding.onnx_embedder.OnnxEmbedder` runs the export with onnxruntime
 alone, without torch.
 """
 from __future__ import annotations
@@ -27,11 +27,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
-from .checkpoint import load_checkpoint, model_fingerprint
-from .config import to_dict
-from .errors import ConfigError
-from .models.speaker_net import SpeakerNet
+from .. import __version__
+from ..checkpoint import load_checkpoint, model_fingerprint
+from ..config import to_dict
+from ..errors import ConfigError
+from ..models.speaker_net import SpeakerNet
 from .onnx_embedder import META_PREFIX, OnnxEmbedder
 
 logger = logging.getLogger(__name__)

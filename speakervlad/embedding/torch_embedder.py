@@ -35,10 +35,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .audio import AudioSource, load_audio
-from .checkpoint import Checkpoint, load_checkpoint, model_fingerprint
-from .errors import ConfigError
-from .models.speaker_net import SpeakerNet
+from ..audio import AudioSource, load_audio
+from ..checkpoint import Checkpoint, load_checkpoint, model_fingerprint
+from ..errors import ConfigError
+from ..models.speaker_net import SpeakerNet
 
 DEFAULT_CHUNK_SECONDS = 60.0
 DEFAULT_CONTEXT_SECONDS = 4.0

@@ -3,7 +3,7 @@
 ``--shard i/n`` (or torchrun's RANK/WORLD_SIZE) takes every n-th key of the
 sorted list; each shard writes ``OUT/shard-i-of-n`` with an ``unusable.tsv``;
 the last shard to finish merges them into ``OUT`` (rows in key order, equal to
-an unsharded run). Used by :mod:`speakervlad.extract`.
+an unsharded run). Used by :mod:`speakervlad.embedding.extraction`.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from .embeddings import KEYS_FILE, Embeddings, load_embeddings, save_embeddings
-from .errors import ConfigError, EmbeddingError
+from ..errors import ConfigError, EmbeddingError
+from .directory import KEYS_FILE, Embeddings, load_embeddings, save_embeddings
 
 logger = logging.getLogger(__name__)
 

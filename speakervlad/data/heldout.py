@@ -24,20 +24,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
 
 from ..audio import load_audio
 from ..errors import ConfigError, TrialError
-
-if TYPE_CHECKING:
-    from .lists import Utterance
+from ..scoring.trials import Trial
+from .lists import Utterance
 
 logger = logging.getLogger(__name__)
 
-Trial = tuple[str, str, bool]
 
 
 def split_speakers(
@@ -80,7 +77,7 @@ def make_trials(
     if n_target_pairs == 0:
         raise TrialError(
             "no speaker has two utterances, so there is no target trial; "
-            "cut recordings into segments first (speakervlad.data.trials.cut_segments)"
+            "cut recordings into segments first (speakervlad.data.heldout.cut_segments)"
         )
     n_target = int(round(n_trials * target_fraction))
     n_nontarget = n_trials - n_target
@@ -113,16 +110,6 @@ def all_pairs(utts: Sequence[Utterance]) -> list[Trial]:
         (a.key, b.key, a.speaker == b.speaker)
         for i, a in enumerate(ordered) for b in ordered[i + 1:]
     ]
-
-
-def write_trials(path: str | Path, trials: Sequence[Trial]) -> None:
-    """Write trials in the VoxCeleb format: ``1 enroll test`` (target) / ``0 enroll test``."""
-    lines = []
-    for enroll, test, target in trials:
-        if any(ch.isspace() for ch in enroll + test):
-            raise TrialError(f"trial keys may not contain spaces: {enroll!r} {test!r}")
-        lines.append(f"{int(bool(target))} {enroll} {test}")
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def cut_segments(

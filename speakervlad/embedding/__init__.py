@@ -1,0 +1,39 @@
+"""Everything after training: turning audio into embeddings and storing them.
+
+========================  ======================================================
+``embedder``              the :class:`Embedder` protocol every embedder keeps, and
+                          the one L2 normalisation (:func:`l2_normalize`)
+``torch_embedder``        :class:`EmbeddingModel`: a checkpoint on PyTorch, chunked
+                          for long recordings, fp32 or bf16 (``load_model``)
+``onnx_embedder``         :class:`OnnxEmbedder`: an ONNX export on onnxruntime alone
+                          (never imports torch)
+``export``                checkpoint -> ONNX / TorchScript
+``directory``             the embedding-directory format (float32 matrix + keys)
+``extraction``            batch extraction of a corpus or of the keys a trial list
+                          needs: planned batches, parallel decoding, resumable
+``shards``                sharded extraction: partition, merge, unusable-audio report
+========================  ======================================================
+
+:func:`open_embedder` picks the embedder for a model file (``.onnx`` or checkpoint).
+Importing this package loads no torch; the torch-backed modules load on use.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .embedder import Embedder, l2_normalize
+
+__all__ = ["Embedder", "l2_normalize", "open_embedder"]
+
+
+def open_embedder(path: str | Path, device: str = "cpu", **options) -> Embedder:
+    """The embedder of a model file: :class:`OnnxEmbedder` for ``.onnx``, else a checkpoint's
+    :class:`EmbeddingModel` (``options``: ``precision``, ``chunk_seconds``, ... for checkpoints,
+    ``threads`` for ONNX)."""
+    if Path(path).suffix.lower() == ".onnx":
+        from .onnx_embedder import OnnxEmbedder
+
+        return OnnxEmbedder(path, **options)
+    from .torch_embedder import load_model
+
+    return load_model(path, device=device, **options)
