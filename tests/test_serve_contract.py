@@ -65,13 +65,11 @@ def test_fuzzer_finds_nothing_with_the_key(server: Server, tmp_path: Path) -> No
     report, events = fuzz(server, tmp_path, 8, "-H", f"Authorization: Bearer {KEY}")
     assert report["operations"]["tested"] == 6
     links = followed_links(events)
-    enroll, verify, identify = ("POST /speakers/{speaker_id}/enroll", "POST /speakers/{speaker_id}/verify",
-                                "POST /identify")
-    # enroll -> verify -> identify -> delete, each step through a link the schema declares, and answered
-    for step in (f"{enroll} -> verify", f"{verify} -> identify", f"{identify} -> delete"):
-        assert step in links, sorted(links)
-    for target in ("verify", "identify", "delete"):  # and reached a speaker through a link at least once
-        assert any(200 in statuses for link, statuses in links.items() if link.endswith(f"-> {target}")), links
+    # speakers enrolled, then verified, identified and deleted through links the schema declares
+    assert any(link.startswith("POST /speakers/{speaker_id}/enroll -> ") for link in links), sorted(links)
+    for target in ("verify", "identify", "delete"):
+        reached = set().union(*(statuses for link, statuses in links.items() if link.endswith(f" -> {target}")))
+        assert 200 in reached, (target, links)
     log = server.log.read_text()
     for request in ('POST /speakers/[^ ]+/enroll[^"]* HTTP/1.1" 200', 'POST /speakers/[^ ]+/verify HTTP/1.1" 200',
                     'POST /identify[^"]* HTTP/1.1" 200', 'DELETE /speakers/[^ ]+ HTTP/1.1" 200'):
