@@ -2,12 +2,6 @@
 from __future__ import annotations
 
 import io
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,56 +9,10 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-from helpers_api import RATE, make_checkpoint, voice
+from helpers_api import RATE, make_checkpoint
+from helpers_serve import AUTH, KEY, Server, wav_bytes
 
 from speakervlad.cli.main import main
-
-KEY = "test-key-0123456789abcdef"
-AUTH = {"Authorization": f"Bearer {KEY}"}
-
-
-def wav_bytes(speaker: int, seconds: float = 1.0, take: int = 0) -> bytes:
-    buffer = io.BytesIO()
-    sf.write(buffer, voice(speaker, seconds, take), RATE, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """``speakervlad serve`` in a subprocess; ``start`` waits until /health answers."""
-
-    def __init__(self, model: Path, db: Path, log: Path, *extra: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.args = [sys.executable, "-m", "speakervlad.cli.main", "serve", "--model", str(model),
-                     "--db", str(db), "--port", str(self.port), *extra]
-        self.log = log
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Server:
-        env = {**os.environ, "SPEAKERVLAD_API_KEY": KEY, "OMP_NUM_THREADS": "1"}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.args, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError(f"server did not start:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +62,14 @@ def test_openapi_schema_documents_auth(server: Server) -> None:
             "/identify", "/speakers/{speaker_id}"} <= set(schema["paths"])
     assert set(schema["components"]["securitySchemes"]) == {"bearer", "apiKey"}
     assert schema["paths"]["/health"]["get"]["security"] == []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            errors = {status: answer for status, answer in operation["responses"].items() if status >= "400"}
+            for answer in errors.values():
+                assert answer["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+            if path != "/health":
+                assert operation["security"] == [{"bearer": []}, {"apiKey": []}], (method, path)
+                assert {"401", "500", "503"} <= set(errors), (method, path)
 
 
 def test_enroll_verify_identify_delete(client: httpx.Client) -> None:
@@ -166,6 +122,30 @@ def test_bad_input_is_4xx_with_json(client: httpx.Client) -> None:
                                                         ("files", ("bad.wav", b"garbage"))])
     assert bad.status_code == 400 and "bad.wav" in bad.json()["detail"]
     assert "alice2" not in {s["speaker_id"] for s in client.get("/speakers").json()["speakers"]}
+
+
+def test_requests_the_schema_forbids_are_refused_as_it_says(client: httpx.Client) -> None:
+    """Where the schema and a lenient parser would disagree, the service follows the schema."""
+    one = {"file": ("x.wav", wav_bytes(1))}
+    cases = [  # an id that is empty or holds a '/' breaks the id rule like any other
+        (client.post("/speakers//verify", files=one), 422, "invalid_speaker_id"),
+        (client.post("/speakers/a%2Fb/verify", files=one), 422, "invalid_speaker_id"),
+        (client.post("/speakers/a%2Fb/enroll", files=[("files", one["file"])]), 422, "invalid_speaker_id"),
+        (client.delete("/speakers/alice/enroll"), 405, "method_not_allowed"),  # that path takes POST
+        # query values as the schema spells them, not as pydantic would also read them
+        (client.post("/identify", params={"top_k": "5_0"}, files=one), 422, "invalid_request"),
+        (client.post("/identify", params={"top_k": "+5"}, files=one), 422, "invalid_request"),
+        (client.post("/speakers/dave/enroll", params={"replace": "yes"}, files=[("files", one["file"])]),
+         422, "invalid_request"),
+        # a recording must be a file part (with a filename), as the schema's encoding says
+        (client.post("/identify", files={"file": (None, b"RIFF")}), 422, "invalid_request"),
+    ]
+    for response, status, code in cases:
+        assert (response.status_code, response.json()["error"]) == (status, code), response.text
+        assert isinstance(response.json()["detail"], str)
+    # form fields the schema does not name are ignored
+    extra = client.post("/identify", params={"top_k": "1"}, files=one, data={"note": "hello", "files": "x"})
+    assert extra.status_code == 200, extra.text
 
 
 def test_limits_are_413(client: httpx.Client) -> None:
