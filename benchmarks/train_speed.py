@@ -21,6 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from speakervlad.config import apply_overrides, load_config
 from speakervlad.models import build_head, build_model
+from speakervlad.train.optimizers import build_optimizer
 
 
 def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
@@ -41,12 +42,7 @@ def train_step_speed(name: str, batch: int, steps: int, warmup: int, overrides: 
     torch.manual_seed(0)
     model = build_model(cfg.model).train()
     head = build_head(cfg.head, model.embedding_dim, num_classes)
-    params = list(model.parameters()) + list(head.parameters())
-    if cfg.optim.optimizer == "adam":
-        optimizer = torch.optim.Adam(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-    else:
-        optimizer = torch.optim.SGD(params, lr=cfg.optim.lr, momentum=cfg.optim.momentum,
-                                    weight_decay=cfg.optim.weight_decay)
+    optimizer = build_optimizer(cfg.optim, [*model.parameters(), *head.parameters()])
     samples = int(cfg.data.crop_seconds * model.sample_rate)
     waves = torch.randn(batch, samples) * 0.1  # (B, N)
     labels = torch.randint(0, num_classes, (batch,))  # (B,)
