@@ -11,6 +11,7 @@ from conftest import tone
 from speakervlad.cli.main import main
 from speakervlad.config import load_config
 from speakervlad.embedding import Embedder, open_embedder
+from speakervlad.embedding.directory import load_embeddings
 from speakervlad.embedding.export import _StridedMaxPool, export_onnx, load_torchscript
 from speakervlad.embedding.onnx_embedder import OnnxEmbedder
 from speakervlad.embedding.torch_embedder import load_model, pad_batch
@@ -84,7 +85,7 @@ def test_onnx_embedder_never_imports_torch(tiny_checkpoint, tiny_exports, wav_di
 
 
 def test_both_embedders_keep_the_embedder_protocol(tiny_checkpoint, tiny_exports):
-    for embedder in (open_embedder(tiny_checkpoint), open_embedder(tiny_exports[0], threads=1)):
+    for embedder in (open_embedder(tiny_checkpoint), open_embedder(tiny_exports[0])):
         assert isinstance(embedder, Embedder)
     assert isinstance(open_embedder(tiny_exports[0]), OnnxEmbedder)
 
@@ -108,6 +109,17 @@ def test_eval_from_the_onnx_export_scores_as_the_checkpoint_without_torch(tiny_c
         lines = (tmp_path / f"{name}_scores" / "trials.scores.txt").read_text().split()
         scores[name] = np.array([float(x) for x in lines[2::3]])
     np.testing.assert_allclose(scores["onnx"], scores["pt"], atol=1e-4)
+
+
+def test_extract_from_the_onnx_export_equals_the_checkpoint(tiny_checkpoint, tiny_exports, wav_dir, tmp_path):
+    for name, model in (("pt", tiny_checkpoint), ("onnx", tiny_exports[0])):
+        assert main(["extract", "--model", str(model), "--audio-root", str(wav_dir), "-o", str(tmp_path / name),
+                     "--jobs", "1"]) == 0
+    pt, onnx = (load_embeddings(tmp_path / name) for name in ("pt", "onnx"))
+    assert onnx.keys == pt.keys and onnx.meta["model"] == pt.meta["model"]
+    np.testing.assert_allclose(np.asarray(onnx.matrix), np.asarray(pt.matrix), atol=1e-4)
+    with pytest.raises(ConfigError, match="ONNX export runs in fp32 on the CPU"):
+        open_embedder(tiny_exports[0], precision="bf16")
 
 
 def test_thin_resnet34_ghostvlad_onnx_equals_pytorch(tmp_path):

@@ -8,8 +8,9 @@ import sys
 
 import numpy as np
 
+from ..embedding import open_embedder
 from ..embedding.directory import save_embeddings
-from ..embedding.torch_embedder import load_model, retain_freed_memory
+from ..embedding.torch_embedder import retain_freed_memory
 from ..errors import AudioError
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     retain_freed_memory()  # activations reused without page faults: faster, at the cost of keeping peak memory
-    model = load_model(args.model)
+    model = open_embedder(args.model)
     keys, waves, bad = [], [], 0
     for path in args.audio:
         try:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 
+from ..embedding import open_embedder
 from ..embedding.extraction import MAX_PADDING, extract, list_items
 from ..embedding.shards import find_shards, merge_shards, parse_shard, shard_from_env
-from ..embedding.torch_embedder import PRECISIONS, load_model, retain_freed_memory
+from ..embedding.torch_embedder import PRECISIONS, retain_freed_memory
 from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Embed every file of a list or folder into an embedding directory. A re-run skips "
         "what is done; --shard i/n (or torchrun) splits the work; the last shard merges.",
     )
-    parser.add_argument("--model", required=True, help="checkpoint file")
+    parser.add_argument("--model", required=True, help="checkpoint, or its ONNX export (.onnx)")
     parser.add_argument("--list", help="file of keys (paths relative to --audio-root), one per line, "
                         "or a TSV utterance list key<TAB>speaker<TAB>path")
     parser.add_argument("--audio-root", help="folder the keys are relative to; alone: embed every audio file under it")
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_procs))
     items = list_items(args.list, args.audio_root)
     retain_freed_memory()  # activations reused without page faults: faster, at the cost of keeping peak memory
-    model = load_model(args.model, device=args.device, precision=args.precision)
+    model = open_embedder(args.model, device=args.device, precision=args.precision)
     meta = {"checkpoint": str(args.model), "source": str(args.list or args.audio_root), "precision": args.precision}
     result = extract(model, items, args.output, shard=shard, batch_size=args.batch_size,
                      max_batch_seconds=args.max_batch_seconds, max_padding=args.max_padding, jobs=args.jobs,

@@ -21,19 +21,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import ConfigError
 from .embedder import Embedder, l2_normalize
 
 __all__ = ["Embedder", "l2_normalize", "open_embedder"]
 
 
-def open_embedder(path: str | Path, device: str = "cpu", **options) -> Embedder:
-    """The embedder of a model file: :class:`OnnxEmbedder` for ``.onnx``, else a checkpoint's
-    :class:`EmbeddingModel` (``options``: ``precision``, ``chunk_seconds``, ... for checkpoints,
-    ``threads`` for ONNX)."""
+def open_embedder(path: str | Path, device: str = "cpu", precision: str = "fp32") -> Embedder:
+    """The embedder of a model file: :class:`OnnxEmbedder` for an ``.onnx`` export (fp32, CPU),
+    else the checkpoint's :class:`EmbeddingModel` on ``device`` at ``precision``."""
     if Path(path).suffix.lower() == ".onnx":
+        if (device, precision) != ("cpu", "fp32"):
+            raise ConfigError(f"{path}: an ONNX export runs in fp32 on the CPU here; leave --device and "
+                              "--precision at their defaults, or give the checkpoint")
         from .onnx_embedder import OnnxEmbedder
 
-        return OnnxEmbedder(path, **options)
+        return OnnxEmbedder(path)
     from .torch_embedder import load_model
 
-    return load_model(path, device=device, **options)
+    return load_model(path, device=device, precision=precision)
