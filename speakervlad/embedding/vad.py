@@ -185,7 +185,11 @@ def speech_only(wave: np.ndarray, options: VadOptions, label: str, min_seconds: 
     return speech.keep(wave)
 
 
-def vad_options(vad: bool | VadOptions | None) -> VadOptions | None:
+#: what ``vad=`` takes where audio is embedded: True (default options), options, or False/None (no VAD)
+Vad = bool | VadOptions | None
+
+
+def vad_options(vad: Vad) -> VadOptions | None:
     """``True`` -> the default :class:`VadOptions`; ``False``/``None`` -> None (no VAD); options as they are."""
     if isinstance(vad, VadOptions):
         return vad
