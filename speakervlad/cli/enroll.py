@@ -71,7 +71,7 @@ def open_store(path: Path, create: bool) -> EnrollmentStore:
 def run_enroll(args: argparse.Namespace) -> int:
     verifier = Verifier.from_checkpoint(args.model, store=open_store(args.db, create=True))
     total = verifier.enroll(args.speaker, list(args.audio), labels=[p.name for p in args.audio],
-                            replace=args.replace)
+                            replace=args.replace).recordings
     if args.json:
         print(json.dumps({"speaker_id": args.speaker, "added": len(args.audio), "recordings": total}))
     else:

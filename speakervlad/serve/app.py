@@ -109,7 +109,7 @@ def create_app(verifier: Verifier, api_key: str | None, max_upload_mb: float = 2
         speaker_id = speaker(speaker_id, new=True)
         loaded = [load(f) for f in files]
         total = verifier.enroll(speaker_id, [(w, SAMPLE_RATE) for w, _ in loaded],
-                                labels=[n for _, n in loaded], replace=replace)
+                                labels=[n for _, n in loaded], replace=replace).recordings
         return Enrolled(speaker_id=speaker_id, added=len(loaded), recordings=total)
 
     @app.post("/speakers/{speaker_id:path}/verify", operation_id="verify_speaker",
