@@ -235,20 +235,22 @@ class Verifier:
         (first, one), (second, other) = (self.analyze(x, sample_rate, purpose="verify") for x in (a, b))
         return self._decide(float(first @ second), threshold, min((one, other), key=_speech))
 
-    def verify(self, speaker_id: str, audio: Audio, sample_rate: int | None = None) -> Decision:
-        """Is ``audio`` the enrolled speaker ``speaker_id``?"""
+    def verify(self, speaker_id: str, audio: Audio, sample_rate: int | None = None,
+               name: str | None = None) -> Decision:
+        """Is ``audio`` (called ``name`` in errors) the enrolled speaker ``speaker_id``?"""
         threshold = self._require_threshold()
         profile = _centroid(self._store().profile(speaker_id, self.fingerprint))  # (E,)
-        embedding, quality = self.analyze(audio, sample_rate, purpose="verify")
+        embedding, quality = self.analyze(audio, sample_rate, name, purpose="verify")
         return self._decide(float(embedding @ profile), threshold, quality)
 
-    def identify(self, audio: Audio, top_k: int = 5, sample_rate: int | None = None) -> IdentifyResult:
+    def identify(self, audio: Audio, top_k: int = 5, sample_rate: int | None = None,
+                 name: str | None = None) -> IdentifyResult:
         """Rank enrolled speakers by score; ``best`` is ``"unknown"`` unless the top one passes."""
         if top_k < 1:
             raise StoreError(f"top_k must be at least 1, got {top_k}")
         threshold = self._require_threshold()
         profiles = self._store().all_profiles(self.fingerprint)
-        embedding, quality = self.analyze(audio, sample_rate, purpose="identify")  # (E,)
+        embedding, quality = self.analyze(audio, sample_rate, name, purpose="identify")  # (E,)
         heard = (quality.speech_seconds, quality.ghost_mass)
         if not profiles:
             return IdentifyResult([], UNKNOWN, threshold.value, threshold.source, *heard)

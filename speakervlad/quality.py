@@ -62,7 +62,5 @@ class SpeechGate:
         needed = self.required(purpose)
         if speech_seconds < needed:
             what = "enroll" if purpose == "enroll" else "send"
-            raise InsufficientSpeechError(
-                label, speech_seconds, needed, _NAMES[purpose],
-                f"{what} a recording with more speech (or lower the gate: --min-speech, "
-                f"SpeechGate({'enroll' if purpose == 'enroll' else 'test'}_seconds=...))")
+            raise InsufficientSpeechError(label, speech_seconds, needed, _NAMES[purpose],
+                                          f"{what} a recording with more speech (the minimum is configurable)")
