@@ -16,8 +16,8 @@ generated: real recordings with real noise would be better, and none are at
 hand here (no MUSAN on these machines); the speech is whatever you pass.
 
 >>> padded = pad_with_non_speech(np.ones(16000, np.float32) * 0.1, np.random.default_rng(0))
->>> padded.speech.tolist() == padded.wave[padded.start:padded.end].tolist(), 2.0 <= padded.pad_seconds <= 6.0
-(True, True)
+>>> padded.end - padded.start, 2.0 <= padded.pad_seconds <= 6.0
+(16000, True)
 """
 from __future__ import annotations
 
@@ -39,10 +39,6 @@ class Padded:
     end: int
     noises: tuple[str, str]  # the noise kind of the lead and of the tail
     sample_rate: int = 16000
-
-    @property
-    def speech(self) -> np.ndarray:
-        return self.wave[self.start:self.end]
 
     @property
     def pad_seconds(self) -> float:

@@ -79,11 +79,6 @@ class SpeechSegments:
         """Seconds of speech."""
         return float((self.samples[:, 1] - self.samples[:, 0]).sum()) / self.sample_rate if len(self.samples) else 0.0
 
-    @property
-    def duration(self) -> float:
-        """Seconds of the whole recording."""
-        return self.total_samples / self.sample_rate
-
     def keep(self, wave: np.ndarray) -> np.ndarray:
         """The speech of ``wave`` alone: its segments cut out and joined, in order."""
         return np.concatenate([wave[a:b] for a, b in self.samples]) if len(self.samples) else wave[:0]
