@@ -36,6 +36,7 @@ import torch
 
 from speakervlad.checkpoint import save_checkpoint
 from speakervlad.config import load_config
+from speakervlad.data.synth import draw_voice, synthesize_utterance
 from speakervlad.embedding.torch_embedder import load_model
 from speakervlad.models import build_model
 from speakervlad.models.info import gflops_per_second
@@ -179,14 +180,10 @@ def free_port() -> int:
 
 
 def synthetic_wav(seconds: float) -> bytes:
-    """A harmonic, voice-like test signal (speed does not depend on the content)."""
-    rng = np.random.default_rng(0)
-    t = np.arange(int(seconds * RATE)) / RATE
-    f0 = 120 + 10 * np.sin(2 * np.pi * 3 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / RATE
-    wave = sum(np.sin(h * phase) / h for h in range(1, 20)) + 0.01 * rng.standard_normal(len(t))
+    """Synthetic speech (speakervlad.data.synth), so the server's VAD and speech gate pass it."""
+    wave = synthesize_utterance(draw_voice(np.random.default_rng(0), "bench"), np.random.default_rng(1), seconds)
     buffer = io.BytesIO()
-    sf.write(buffer, (0.3 * wave / np.abs(wave).max()).astype(np.float32), RATE, format="WAV", subtype="PCM_16")
+    sf.write(buffer, wave, RATE, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
 
 

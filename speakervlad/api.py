@@ -7,11 +7,21 @@ L2-normalised per-recording embeddings, re-normalised. Thresholds come from
 calibration (a target false-accept rate or the Bayes threshold at a stated
 prior), or from an explicit ``threshold`` -- never from a built-in number.
 
+Real recordings carry silence and noise, so by default a Verifier embeds each
+recording's speech alone (``vad=True``: Silero VAD segments, cut and joined)
+and its :class:`~speakervlad.quality.SpeechGate` refuses recordings with too
+little speech (2 s to enroll, 1 s to verify or identify) with
+:class:`~speakervlad.errors.InsufficientSpeechError`, before anything is stored.
+Every decision reports the seconds of speech it used and, for GhostVLAD models,
+the ghost clusters' share of the assignment mass; enrollment stores both with
+each recording. ``vad=False`` embeds the audio as it is (the gate then counts
+all of it as speech).
+
 Example::
 
     v = Verifier.from_checkpoint("model.pt", store="voices.db", far=0.01)
     v.enroll("alice", ["alice1.wav", "alice2.wav"])
-    v.verify("alice", "unknown.wav")      # Decision(score=0.71, llr=3.2, accepted=True, ...)
+    v.verify("alice", "unknown.wav")      # Decision(score=0.71, llr=3.2, accepted=True, speech_seconds=4.2, ...)
     v.identify("unknown.wav").best        # "alice", or "unknown" when nobody passes
 """
 from __future__ import annotations
@@ -26,10 +36,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .audio import audio_label
 from .embedding.embedder import l2_normalize
 from .embedding.torch_embedder import EmbeddingModel, load_model
-from .errors import AudioError, CalibrationError, StoreError
+from .embedding.vad import Vad, VoiceActivityDetector, vad_options
+from .errors import AudioError, CalibrationError, InsufficientSpeechError, StoreError
 from .identifiers import UNKNOWN, validate_enrollable_id
+from .quality import Purpose, RecordingQuality, SpeechGate
 from .scoring.calibration import Calibration
 from .store import EnrollmentStore
 
@@ -49,6 +62,8 @@ class Decision:
     accepted: bool  # score >= threshold
     threshold: float  # on the score scale
     threshold_source: str  # where the threshold came from, in words
+    speech_seconds: float  # speech the test recording gave (compare: the recording with less)
+    ghost_mass: float | None  # that recording's ghost clusters' share (GhostVLAD), else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,6 +83,8 @@ class IdentifyResult:
     best: str
     threshold: float
     threshold_source: str
+    speech_seconds: float  # speech the recording gave
+    ghost_mass: float | None  # its ghost clusters' share (GhostVLAD), else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,7 +92,19 @@ class IdentifyResult:
             "candidates": [c._asdict() for c in self.candidates],
             "threshold": self.threshold,
             "threshold_source": self.threshold_source,
+            "speech_seconds": self.speech_seconds,
+            "ghost_mass": self.ghost_mass,
         }
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """What one enroll call stored."""
+
+    speaker_id: str
+    recordings: int  # the speaker's recordings in total
+    labels: tuple[str, ...]  # the recordings added, in order
+    added: tuple[RecordingQuality, ...]  # what each gave its embedding
 
 
 @dataclass(frozen=True)
@@ -122,11 +151,16 @@ class Verifier:
         store: EnrollmentStore | None = None,
         calibration: Calibration | None = None,
         threshold: Threshold | None = None,
+        vad: Vad = True,
+        gate: SpeechGate | None = None,
     ):
         self.model = model
         self.store = store
         self.calibration = calibration
         self.threshold = threshold
+        self.vad = vad_options(vad)  # None: recordings are embedded as they are
+        self.gate = gate or SpeechGate()
+        self._detector = VoiceActivityDetector(self.vad) if self.vad else None
         self._infer = threading.Lock()  # one inference at a time: torch already uses every core
 
     @classmethod
@@ -138,12 +172,14 @@ class Verifier:
         far: float | None = None,
         prior: float | None = None,
         device: str = "cpu",
+        vad: Vad = True,
+        gate: SpeechGate | None = None,
     ) -> Verifier:
         """Load a model checkpoint and (optionally) open an enrollment store.
 
         The decision threshold is ``threshold`` (explicit score), or the score
         at false-accept rate ``far``, or the Bayes threshold at target ``prior``,
-        the last two from the checkpoint's calibration.
+        the last two from the checkpoint's calibration. ``vad`` and ``gate``: see the module.
         """
         model = load_model(path, device=device)
         calibration = Calibration.from_dict(model.calibration) if model.calibration else None
@@ -152,7 +188,7 @@ class Verifier:
             logger.debug("%s is uncalibrated: decisions need an explicit threshold", path)
         if isinstance(store, (str, Path)):
             store = EnrollmentStore(store)
-        return cls(model, store, calibration, chosen)
+        return cls(model, store, calibration, chosen, vad=vad, gate=gate)
 
     @property
     def fingerprint(self) -> str:
@@ -169,36 +205,55 @@ class Verifier:
         return self.model.load(audio, sample_rate, name=name)
 
     def embed(self, audio: Audio, sample_rate: int | None = None, name: str | None = None) -> np.ndarray:
-        """L2-normalised embedding (E,) of one recording."""
+        """L2-normalised embedding (E,) of one recording (of its speech, with the VAD on; no speech gate)."""
+        return self.analyze(audio, sample_rate, name)[0]
+
+    def analyze(self, audio: Audio, sample_rate: int | None = None, name: str | None = None,
+                purpose: Purpose | None = None) -> tuple[np.ndarray, RecordingQuality]:
+        """The L2-normalised embedding (E,) of one recording and what it gave it; ``purpose`` applies
+        the speech gate of ``"enroll"``, ``"verify"`` or ``"identify"``."""
         wave = self.load(audio, sample_rate, name)  # (N,) 16 kHz
+        label = name or audio_label(audio)
+        used = wave if self._detector is None else self._detector.segments(wave).keep(wave)
+        rate = self.model.sample_rate
+        speech = len(used) / rate
+        if purpose is not None:
+            self.gate.require(label, speech, purpose)
+        if speech < self.model.min_seconds:
+            raise InsufficientSpeechError(label, speech, self.model.min_seconds, "the model",
+                                          "send a recording with more speech")
         with self._infer:
-            vector = np.asarray(self.model.embed_waveform(wave), dtype=np.float32)  # (E,)
-        return l2_normalize(vector[None, :], [name or _describe(audio)])[0]
+            embedded = self.model.analyze_waveform(used)
+        vector = l2_normalize(np.asarray(embedded.embedding, dtype=np.float32)[None, :], [label])[0]  # (E,)
+        return vector, RecordingQuality(len(wave) / rate, speech, embedded.ghost_mass)
 
     # -- decisions -------------------------------------------------------------
 
     def compare(self, a: Audio, b: Audio, sample_rate: int | None = None) -> Decision:
         """Are two recordings from the same speaker?"""
         threshold = self._require_threshold()
-        score = float(self.embed(a, sample_rate) @ self.embed(b, sample_rate))
-        return self._decide(score, threshold)
+        (first, one), (second, other) = (self.analyze(x, sample_rate, purpose="verify") for x in (a, b))
+        return self._decide(float(first @ second), threshold, min((one, other), key=_speech))
 
-    def verify(self, speaker_id: str, audio: Audio, sample_rate: int | None = None) -> Decision:
-        """Is ``audio`` the enrolled speaker ``speaker_id``?"""
+    def verify(self, speaker_id: str, audio: Audio, sample_rate: int | None = None,
+               name: str | None = None) -> Decision:
+        """Is ``audio`` (called ``name`` in errors) the enrolled speaker ``speaker_id``?"""
         threshold = self._require_threshold()
         profile = _centroid(self._store().profile(speaker_id, self.fingerprint))  # (E,)
-        score = float(self.embed(audio, sample_rate) @ profile)
-        return self._decide(score, threshold)
+        embedding, quality = self.analyze(audio, sample_rate, name, purpose="verify")
+        return self._decide(float(embedding @ profile), threshold, quality)
 
-    def identify(self, audio: Audio, top_k: int = 5, sample_rate: int | None = None) -> IdentifyResult:
+    def identify(self, audio: Audio, top_k: int = 5, sample_rate: int | None = None,
+                 name: str | None = None) -> IdentifyResult:
         """Rank enrolled speakers by score; ``best`` is ``"unknown"`` unless the top one passes."""
         if top_k < 1:
             raise StoreError(f"top_k must be at least 1, got {top_k}")
         threshold = self._require_threshold()
         profiles = self._store().all_profiles(self.fingerprint)
-        embedding = self.embed(audio, sample_rate)  # (E,)
+        embedding, quality = self.analyze(audio, sample_rate, name, purpose="identify")  # (E,)
+        heard = (quality.speech_seconds, quality.ghost_mass)
         if not profiles:
-            return IdentifyResult([], UNKNOWN, threshold.value, threshold.source)
+            return IdentifyResult([], UNKNOWN, threshold.value, threshold.source, *heard)
         ids = list(profiles)
         centroids = np.stack([_centroid(profiles[sid]) for sid in ids])  # (S, E)
         scores = centroids @ embedding  # (S,)
@@ -207,7 +262,7 @@ class Verifier:
         candidates = [Candidate(ids[i], float(scores[i]), None if llrs is None else float(llrs[j]))
                       for j, i in enumerate(order)]
         best = candidates[0].speaker_id if candidates[0].score >= threshold.value else UNKNOWN
-        return IdentifyResult(candidates, best, threshold.value, threshold.source)
+        return IdentifyResult(candidates, best, threshold.value, threshold.source, *heard)
 
     # -- enrollment ----------------------------------------------------------------
 
@@ -218,10 +273,11 @@ class Verifier:
         labels: Sequence[str] | None = None,
         sample_rate: int | None = None,
         replace: bool = False,
-    ) -> int:
-        """Embed each recording and store it for ``speaker_id``; return their total recordings.
+    ) -> Enrollment:
+        """Embed each recording and store it, with what it gave its embedding, for ``speaker_id``.
 
-        All recordings are decoded before anything is stored: one bad file stores nothing.
+        All recordings are decoded and pass the speech gate before anything is stored:
+        one bad file, or one with too little speech, stores nothing.
         """
         validate_enrollable_id(speaker_id)
         if isinstance(audios, (str, Path, bytes, np.ndarray, tuple)):
@@ -232,10 +288,12 @@ class Verifier:
         if len(labels) != len(audios):
             raise StoreError(f"{len(audios)} recordings but {len(labels)} labels")
         store = self._store()
-        matrix = np.stack([self.embed(a, sample_rate, name=label) for a, label in zip(audios, labels)])
-        total = store.add(speaker_id, matrix, labels, self.fingerprint, replace=replace)  # (n, E)
+        analyzed = [self.analyze(a, sample_rate, name=label, purpose="enroll") for a, label in zip(audios, labels)]
+        matrix = np.stack([vector for vector, _ in analyzed])  # (n, E)
+        quality = tuple(q for _, q in analyzed)
+        total = store.add(speaker_id, matrix, labels, self.fingerprint, replace=replace, quality=quality)
         logger.debug("enrolled %s: %d recording(s) added, %d in total", speaker_id, len(matrix), total)
-        return total
+        return Enrollment(speaker_id, total, tuple(labels), quality)
 
     def remove(self, speaker_id: str) -> int:
         """Forget a speaker; return how many recordings were deleted."""
@@ -266,10 +324,11 @@ class Verifier:
             return None
         return np.asarray(self.calibration.llr(np.asarray(scores, dtype=np.float64)), dtype=np.float64)
 
-    def _decide(self, score: float, threshold: Threshold) -> Decision:
+    def _decide(self, score: float, threshold: Threshold, quality: RecordingQuality) -> Decision:
         llrs = self._llr(np.array([score]))
         llr = None if llrs is None else float(llrs[0])
-        return Decision(score, llr, score >= threshold.value, threshold.value, threshold.source)
+        return Decision(score, llr, score >= threshold.value, threshold.value, threshold.source,
+                        quality.speech_seconds, quality.ghost_mass)
 
 
 def _uncalibrated(reason: str) -> str:
@@ -281,6 +340,10 @@ def _centroid(embeddings: np.ndarray) -> np.ndarray:
     """Mean of L2-normalised embeddings (n, E), re-normalised -> (E,)."""
     mean = l2_normalize(embeddings, ["profile"] * len(embeddings)).mean(axis=0)
     return l2_normalize(mean[None, :], ["profile"])[0]
+
+
+def _speech(quality: RecordingQuality) -> float:
+    return quality.speech_seconds or 0.0
 
 
 def _describe(audio: Audio, index: int = 0) -> str:

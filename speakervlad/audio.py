@@ -42,7 +42,7 @@ def load_audio(
     (``(N,)`` or ``(N, channels)``) whose ``sample_rate`` must then be given.
     ``name`` labels the audio in error messages (default: the path).
     """
-    label = name or (str(source) if isinstance(source, (str, Path)) else _kind(source))
+    label = audio_label(source, name)
     if isinstance(source, np.ndarray):
         if sample_rate is None:
             raise AudioError(label, "an array needs its sample_rate")
@@ -79,7 +79,12 @@ def ffmpeg_available() -> bool:
     return shutil.which("ffmpeg") is not None
 
 
-def _kind(source: object) -> str:
+def audio_label(source: object, name: str | None = None) -> str:
+    """What error messages call ``source``: ``name``, else the path, else ``<bytes>`` or ``<array>``."""
+    if name:
+        return name
+    if isinstance(source, (str, Path)):
+        return str(source)
     return "<bytes>" if isinstance(source, (bytes, bytearray, memoryview)) else "<array>"
 
 

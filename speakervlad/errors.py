@@ -22,6 +22,15 @@ class AudioError(SpeakerVladError):
         super().__init__(f"{self.source}: {problem}")
 
 
+class InsufficientSpeechError(AudioError):
+    """A recording holds too little speech (as the voice activity detector finds it) for its use."""
+
+    def __init__(self, source: object, speech_seconds: float, required_seconds: float, purpose: str, advice: str):
+        self.speech_seconds, self.required_seconds = speech_seconds, required_seconds
+        super().__init__(source, f"{speech_seconds:.2f} s of speech found, {purpose} needs at least "
+                         f"{required_seconds:.2f} s: {advice}")
+
+
 class CheckpointError(SpeakerVladError):
     """A checkpoint is unreadable, of an unknown format, or does not fit its config."""
 

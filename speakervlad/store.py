@@ -5,7 +5,8 @@ concurrent processes wait for each other instead of failing, every write in one
 ``BEGIN IMMEDIATE ... COMMIT`` transaction (a crash leaves a speaker either
 fully enrolled or absent), and only parameterised SQL. The schema is versioned
 (``PRAGMA user_version`` and a ``meta`` table); a store written by a newer
-version is refused rather than misread.
+version is refused rather than misread, and one written by an older version is
+migrated in place when it is opened (:mod:`speakervlad.store_schema`).
 
 Each embedding records the fingerprint of the model that produced it; reading a
 profile for another model is refused, because scores across models mean nothing.
@@ -32,27 +33,12 @@ import numpy as np
 
 from .errors import StoreError, StoreUnavailableError, UnknownSpeakerError
 from .identifiers import validate_label, validate_speaker_id
+from .quality import RecordingQuality
+from .store_schema import create_or_upgrade
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-APPLICATION = "speakervlad-enrollment-store"
 BUSY_TIMEOUT_MS = 30_000
-
-_SCHEMA = (
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE speakers (id TEXT PRIMARY KEY, created REAL NOT NULL)",
-    """CREATE TABLE embeddings (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        speaker_id TEXT NOT NULL REFERENCES speakers(id) ON DELETE CASCADE,
-        label TEXT NOT NULL,
-        fingerprint TEXT NOT NULL,
-        dim INTEGER NOT NULL CHECK (dim > 0),
-        vector BLOB NOT NULL CHECK (length(vector) = 4 * dim),
-        created REAL NOT NULL)""",
-    "CREATE INDEX embeddings_by_speaker ON embeddings(speaker_id)",
-)
-
 
 @dataclass(frozen=True)
 class SpeakerInfo:
@@ -62,6 +48,16 @@ class SpeakerInfo:
     recordings: int
     fingerprints: tuple[str, ...]
     created: float
+
+
+@dataclass(frozen=True)
+class EnrolledRecording:
+    """One enrolled recording: its label, the model that embedded it, and what it gave the embedding."""
+
+    label: str
+    fingerprint: str
+    created: float
+    quality: RecordingQuality
 
 
 class EnrollmentStore:
@@ -138,39 +134,7 @@ class EnrollmentStore:
         if mode.lower() != "wal":
             logger.warning("%s: journal mode is %s, not WAL", self.path, mode)
         with self._write() as cur:
-            version = cur.execute("PRAGMA user_version").fetchone()[0]
-            tables = {row[0] for row in cur.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if version == 0 and not tables:
-                for statement in _SCHEMA:
-                    cur.execute(statement)
-                cur.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [("application", APPLICATION), ("schema_version", str(SCHEMA_VERSION)),
-                     ("created", str(time.time()))],
-                )
-                cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
-                logger.info("created enrollment store %s (schema v%d)", self.path, SCHEMA_VERSION)
-                return
-            self._check_schema(cur, version, tables)
-
-    def _check_schema(self, cur: sqlite3.Cursor, version: int, tables: set[str]) -> None:
-        meta = dict(cur.execute("SELECT key, value FROM meta")) if "meta" in tables else {}
-        if meta.get("application") != APPLICATION:
-            raise StoreError(
-                f"{self.path} is an SQLite file but not a speakervlad enrollment store; "
-                "give another --db path"
-            )
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} uses enrollment-store schema v{version}, written by a newer "
-                f"speakervlad; this version reads v{SCHEMA_VERSION}: upgrade speakervlad"
-            )
-        if version != SCHEMA_VERSION or meta.get("schema_version") != str(SCHEMA_VERSION):
-            raise StoreError(
-                f"{self.path} has an unknown enrollment-store schema version "
-                f"(user_version {version}, meta {meta.get('schema_version')!r}); "
-                f"this speakervlad reads v{SCHEMA_VERSION}"
-            )
+            create_or_upgrade(cur, self.path)
 
     # -- writes ------------------------------------------------------------
 
@@ -181,8 +145,10 @@ class EnrollmentStore:
         labels: Sequence[str],
         fingerprint: str,
         replace: bool = False,
+        quality: Sequence[RecordingQuality] | None = None,
     ) -> int:
-        """Add one embedding per recording (``embeddings`` (n, E)); return the speaker's total.
+        """Add one embedding per recording (``embeddings`` (n, E)), with what each gave it
+        (``quality``, optional); return the speaker's total.
 
         Adding to a speaker enrolled with another model is refused unless
         ``replace`` (then the old embeddings are dropped in the same transaction).
@@ -192,11 +158,14 @@ class EnrollmentStore:
         labels = [validate_label(str(label)) for label in labels]
         if len(labels) != len(matrix):
             raise StoreError(f"{len(matrix)} embeddings but {len(labels)} labels")
+        quality = list(quality) if quality is not None else [RecordingQuality(None, None, None)] * len(matrix)
+        if len(quality) != len(matrix):
+            raise StoreError(f"{len(matrix)} embeddings but {len(quality)} quality records")
         if not fingerprint:
             raise StoreError("a model fingerprint is required to store embeddings")
         now = time.time()
-        rows = [(speaker_id, label, fingerprint, matrix.shape[1], vec.tobytes(), now)
-                for label, vec in zip(labels, matrix)]
+        rows = [(speaker_id, label, fingerprint, matrix.shape[1], vec.tobytes(), now, *_quality_row(q))
+                for label, vec, q in zip(labels, matrix, quality)]
         with self._write() as cur:
             cur.execute("INSERT OR IGNORE INTO speakers (id, created) VALUES (?, ?)", (speaker_id, now))
             if replace:
@@ -204,8 +173,8 @@ class EnrollmentStore:
             else:
                 _refuse_other_model(cur, speaker_id, fingerprint, matrix.shape[1])
             cur.executemany(
-                "INSERT INTO embeddings (speaker_id, label, fingerprint, dim, vector, created) "
-                "VALUES (?, ?, ?, ?, ?, ?)", rows,
+                "INSERT INTO embeddings (speaker_id, label, fingerprint, dim, vector, created, seconds, "
+                "speech_seconds, ghost_mass) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows,
             )
             total = cur.execute(
                 "SELECT COUNT(*) FROM embeddings WHERE speaker_id = ?", (speaker_id,)
@@ -263,6 +232,19 @@ class EnrollmentStore:
                 len(skipped), ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else ""),
             )
         return profiles
+
+    def recordings(self, speaker_id: str) -> list[EnrolledRecording]:
+        """The speaker's enrolled recordings, in the order they were added."""
+        validate_speaker_id(speaker_id)
+        with self._read() as cur:
+            if cur.execute("SELECT 1 FROM speakers WHERE id = ?", (speaker_id,)).fetchone() is None:
+                raise UnknownSpeakerError(f"speaker {speaker_id!r} is not enrolled")
+            rows = cur.execute(
+                "SELECT label, fingerprint, created, seconds, speech_seconds, ghost_mass FROM embeddings "
+                "WHERE speaker_id = ? ORDER BY id", (speaker_id,),
+            ).fetchall()
+        return [EnrolledRecording(label, fp, float(created), RecordingQuality(*numbers))
+                for label, fp, created, *numbers in rows]
 
     def speakers(self) -> list[SpeakerInfo]:
         """Every enrolled speaker, sorted by id, with their recording counts."""
@@ -322,6 +304,14 @@ def _check_matrix(embeddings: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(matrix)):
         raise StoreError("embeddings contain NaN or infinite values; they were not stored")
     return np.ascontiguousarray(matrix)
+
+
+def _quality_row(quality: RecordingQuality) -> tuple[float | None, float | None, float | None]:
+    values = (quality.seconds, quality.speech_seconds, quality.ghost_mass)
+    if any(v is not None and not (np.isfinite(v) and v >= 0) for v in values) or (quality.ghost_mass or 0) > 1:
+        raise StoreError(f"recording quality must be seconds >= 0 and a ghost mass in [0, 1] (or None), "
+                         f"got {quality}; nothing was stored")
+    return tuple(None if v is None else float(v) for v in values)  # type: ignore[return-value]
 
 
 def _refuse_other_model(cur: sqlite3.Cursor, speaker_id: str, fingerprint: str, dim: int) -> None:

@@ -54,6 +54,15 @@ def tone(seconds: float, rate: int = 16000, freq: float = 220.0, seed: int = 0) 
     return (0.1 * wave + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
 
 
+def speech(seconds: float, speaker: int = 0, take: int = 0, rate: int = 16000) -> np.ndarray:
+    """Synthetic speech (:mod:`speakervlad.data.synth`, numpy only) that Silero VAD hears as speech:
+    70-100 % of its 32 ms frames score above 0.5; the rest are the synthesiser's pauses."""
+    from speakervlad.data.synth import draw_voice, synthesize_utterance
+
+    voice = draw_voice(np.random.default_rng(speaker), f"spk{speaker}")
+    return synthesize_utterance(voice, np.random.default_rng(1000 + 100 * speaker + take), seconds, rate)
+
+
 def tone_corpus(root: Path, speakers: int = 4, utterances: int = 4, seed: int = 0) -> Path:
     """``root/spk<s>/utt<u>.wav``: one-second harmonic tones, a pitch per speaker, plus noise."""
     rng = np.random.default_rng(seed)

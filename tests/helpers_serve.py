@@ -11,16 +11,23 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import soundfile as sf
-from helpers_api import RATE, voice
+from conftest import speech
+from helpers_api import RATE
 
 KEY = "test-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
-def wav_bytes(speaker: int, seconds: float = 1.0, take: int = 0) -> bytes:
+def wav_bytes(speaker: int, seconds: float = 3.0, take: int = 0) -> bytes:
+    """A WAV file of synthetic speech: 3 s give the VAD 2.3-3.0 s of speech, enough to enroll."""
+    return encode(speech(seconds, speaker, take))
+
+
+def encode(wave: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    sf.write(buffer, voice(speaker, seconds, take), RATE, format="WAV", subtype="PCM_16")
+    sf.write(buffer, wave, RATE, format="WAV", subtype="PCM_16")
     return buffer.getvalue()
 
 

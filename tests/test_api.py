@@ -12,6 +12,7 @@ from helpers_api import RATE, make_checkpoint, one_torch_thread, voice, write_vo
 
 from speakervlad.api import UNKNOWN, Verifier
 from speakervlad.errors import AudioError, CalibrationError, StoreError
+from speakervlad.quality import SpeechGate
 from speakervlad.scoring.calibration import Calibration, fit_calibration
 
 
@@ -39,13 +40,17 @@ def models(tmp_path_factory: pytest.TempPathFactory, calibration: Calibration) -
     }
 
 
+#: these tests are about decisions, not speech: 1 s tones embedded as they are, with no speech gate
+PLAIN = {"vad": False, "gate": SpeechGate(0, 0)}
+
+
 def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def test_calibrated_decisions_follow_the_calibration(models: dict[str, Path], calibration: Calibration) -> None:
     wave = (voice(1, 1.0), RATE)
-    default = Verifier.from_checkpoint(models["calibrated"])
+    default = Verifier.from_checkpoint(models["calibrated"], **PLAIN)
     assert default.threshold.value == pytest.approx(calibration.bayes_threshold(calibration.prior))
     assert default.threshold.source.startswith("calibration:") and "prior 0.01" in default.threshold.source
     same = default.compare(wave, wave)
@@ -53,35 +58,35 @@ def test_calibrated_decisions_follow_the_calibration(models: dict[str, Path], ca
     assert same.llr == pytest.approx(float(calibration.llr(same.score)))
     assert same.accepted == (same.score >= same.threshold)
 
-    at_far = Verifier.from_checkpoint(models["calibrated"], far=0.05)
+    at_far = Verifier.from_checkpoint(models["calibrated"], far=0.05, **PLAIN)
     assert at_far.threshold.value == pytest.approx(calibration.threshold_for_far(0.05))
     assert "false-accept rate" in at_far.threshold.source
-    even = Verifier.from_checkpoint(models["calibrated"], prior=0.5)
+    even = Verifier.from_checkpoint(models["calibrated"], prior=0.5, **PLAIN)
     assert even.threshold.value == pytest.approx(calibration.score_for_llr(0.0))
     other = even.compare(wave, (voice(4, 1.0), RATE))
     assert other.accepted == (other.llr >= 0)  # prior 0.5: accept iff the evidence favours the target
-    explicit = Verifier.from_checkpoint(models["calibrated"], threshold=0.3)
+    explicit = Verifier.from_checkpoint(models["calibrated"], threshold=0.3, **PLAIN)
     decision = explicit.compare(wave, wave)
     assert (decision.threshold, decision.threshold_source) == (0.3, "explicit threshold")
     assert decision.llr is not None
 
 
 def test_uncalibrated_model_needs_an_explicit_threshold(models: dict[str, Path]) -> None:
-    verifier = Verifier.from_checkpoint(models["plain"])
+    verifier = Verifier.from_checkpoint(models["plain"], **PLAIN)
     wave = (voice(1, 1.0), RATE)
     assert verifier.embed(wave).shape == (32,)
     with pytest.raises(CalibrationError, match=r"explicit score threshold .*speakervlad calibrate"):
         verifier.compare(wave, wave)
     with pytest.raises(CalibrationError, match="needs a calibrated model"):
-        Verifier.from_checkpoint(models["plain"], far=0.01)
+        Verifier.from_checkpoint(models["plain"], far=0.01, **PLAIN)
     with pytest.raises(CalibrationError, match="not threshold and far"):
-        Verifier.from_checkpoint(models["plain"], threshold=0.5, far=0.01)
-    decision = Verifier.from_checkpoint(models["plain"], threshold=0.5).compare(wave, wave)
+        Verifier.from_checkpoint(models["plain"], threshold=0.5, far=0.01, **PLAIN)
+    decision = Verifier.from_checkpoint(models["plain"], threshold=0.5, **PLAIN).compare(wave, wave)
     assert decision.llr is None and decision.accepted and decision.threshold_source == "explicit threshold"
 
 
 def test_audio_forms_give_the_same_embedding(models: dict[str, Path], tmp_path: Path) -> None:
-    verifier = Verifier.from_checkpoint(models["plain"])
+    verifier = Verifier.from_checkpoint(models["plain"], **PLAIN)
     path = write_voice(tmp_path / "a.wav", 2, seconds=1.0)
     pcm16, _ = sf.read(str(path), dtype="float32")  # what the WAV file holds
     reference = verifier.embed(path)
@@ -96,9 +101,9 @@ def test_audio_forms_give_the_same_embedding(models: dict[str, Path], tmp_path: 
 
 
 def test_profile_is_the_normalised_mean(models: dict[str, Path], tmp_path: Path) -> None:
-    verifier = Verifier.from_checkpoint(models["plain"], store=tmp_path / "v.db", threshold=0.5)
+    verifier = Verifier.from_checkpoint(models["plain"], store=tmp_path / "v.db", threshold=0.5, **PLAIN)
     takes = [(voice(3, 1.0, take=k), RATE) for k in range(3)]
-    assert verifier.enroll("carol", takes) == 3
+    assert verifier.enroll("carol", takes).recordings == 3
     probe = (voice(3, 1.0, take=9), RATE)
     embeddings = verifier.store.profile("carol", verifier.fingerprint)  # (3, E) as enrolled
     expected = float(unit(unit(embeddings).mean(axis=0)) @ verifier.embed(probe))
@@ -108,7 +113,7 @@ def test_profile_is_the_normalised_mean(models: dict[str, Path], tmp_path: Path)
 
 
 def test_identify_ranks_and_says_unknown(models: dict[str, Path], tmp_path: Path) -> None:
-    strict = Verifier.from_checkpoint(models["plain"], store=tmp_path / "v.db", threshold=0.9999)
+    strict = Verifier.from_checkpoint(models["plain"], store=tmp_path / "v.db", threshold=0.9999, **PLAIN)
     assert strict.identify((voice(1, 1.0), RATE)).best == UNKNOWN  # nobody enrolled yet
     for k in range(1, 5):
         strict.enroll(f"spk{k}", [(voice(k, 1.0), RATE)])
@@ -128,18 +133,18 @@ def test_identify_ranks_and_says_unknown(models: dict[str, Path], tmp_path: Path
 
 def test_another_model_is_refused(models: dict[str, Path], tmp_path: Path) -> None:
     db = tmp_path / "v.db"
-    Verifier.from_checkpoint(models["plain"], store=db).enroll("dave", [(voice(1, 1.0), RATE)])
-    other = Verifier.from_checkpoint(models["other"], store=db, threshold=0.5)
+    Verifier.from_checkpoint(models["plain"], store=db, **PLAIN).enroll("dave", [(voice(1, 1.0), RATE)])
+    other = Verifier.from_checkpoint(models["other"], store=db, threshold=0.5, **PLAIN)
     with pytest.raises(StoreError, match="re-enroll"):
         other.verify("dave", (voice(1, 1.0), RATE))
     assert other.identify((voice(1, 1.0), RATE)).candidates == []
     assert other.speakers()[0]["current_model"] is False
-    assert other.enroll("dave", [(voice(1, 1.0), RATE)], replace=True) == 1
+    assert other.enroll("dave", [(voice(1, 1.0), RATE)], replace=True).recordings == 1
     assert other.verify("dave", (voice(1, 1.0), RATE)).accepted
 
 
 def test_enrollment_is_all_or_nothing(models: dict[str, Path], tmp_path: Path) -> None:
-    verifier = Verifier.from_checkpoint(models["plain"], store=tmp_path / "v.db")
+    verifier = Verifier.from_checkpoint(models["plain"], store=tmp_path / "v.db", **PLAIN)
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio at all" * 20)
     with pytest.raises(AudioError, match="bad.wav"):
@@ -150,4 +155,4 @@ def test_enrollment_is_all_or_nothing(models: dict[str, Path], tmp_path: Path) -
     with pytest.raises(StoreError, match="invalid speaker id"):
         verifier.enroll("../etc", [bad])  # refused before any audio is read
     with pytest.raises(StoreError, match="no enrollment store"):
-        Verifier.from_checkpoint(models["plain"], threshold=0.5).verify("x", bad)
+        Verifier.from_checkpoint(models["plain"], threshold=0.5, **PLAIN).verify("x", bad)

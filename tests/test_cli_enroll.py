@@ -3,15 +3,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
-from helpers_api import make_checkpoint, one_torch_thread, write_voice
+from conftest import speech, write_wav
+from helpers_api import make_checkpoint, one_torch_thread
 
 from speakervlad.cli.main import main
+from speakervlad.data.padding import pad_with_non_speech
 
 STRICT = ["--threshold", "0.9999"]
 
@@ -25,7 +29,10 @@ def _one_thread() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("cli")
-    files = {f"s{k}": write_voice(root / f"s{k}.wav", speaker=k, seconds=1.0) for k in range(1, 4)}
+    files = {f"s{k}": write_wav(root / f"s{k}.wav", speech(4.0, speaker=k)) for k in range(1, 4)}
+    files["padded1"] = write_wav(root / "padded1.wav",
+                                 pad_with_non_speech(speech(4.0, speaker=1), np.random.default_rng(0)).wave)
+    files["noise"] = write_wav(root / "noise.wav", 0.05 * np.random.default_rng(0).standard_normal(160_000))
     return {"root": root, "model": make_checkpoint(root / "model.pt"), "db": root / "voices.db", **files}
 
 
@@ -39,8 +46,14 @@ def test_enroll_verify_identify_speakers(setup: dict[str, Path], capsys: pytest.
     model, db = setup["model"], setup["db"]
     code, out, _ = run(capsys, "enroll", "--model", model, "--db", db, "--speaker", "one", setup["s1"])
     assert code == 0 and "enrolled one: 1 recording(s) added, 1 in total" in out
+    assert re.search(r"s1.wav: \d\.\d\d s of speech in 4.00 s\n", out), out
     code, out, _ = run(capsys, "enroll", "--model", model, "--db", db, "--speaker", "two", "--json", setup["s2"])
-    assert code == 0 and json.loads(out) == {"speaker_id": "two", "added": 1, "recordings": 1}
+    answer = json.loads(out)
+    assert code == 0 and {k: answer[k] for k in ("speaker_id", "added", "recordings")} == {
+        "speaker_id": "two", "added": 1, "recordings": 1}
+    [added] = answer["added_recordings"]
+    assert added["label"] == "s2.wav" and 2.0 <= added["speech_seconds"] <= added["seconds"] == 4.0
+    assert added["ghost_mass"] is None
 
     code, out, _ = run(capsys, "verify", "--model", model, "--db", db, "--speaker", "one", *STRICT, setup["s1"])
     assert code == 0 and out.startswith("ACCEPTED") and "explicit threshold" in out
@@ -49,6 +62,7 @@ def test_enroll_verify_identify_speakers(setup: dict[str, Path], capsys: pytest.
     decision = json.loads(out)
     assert code == 1 and decision["accepted"] is False and decision["llr"] is None
     assert decision["threshold"] == 0.9999 and decision["score"] < 0.9999
+    assert 2.0 <= decision["speech_seconds"] <= 4.0 and decision["ghost_mass"] is None
 
     code, out, _ = run(capsys, "identify", "--model", model, "--db", db, *STRICT, "--json", setup["s2"])
     assert code == 0 and json.loads(out)["best"] == "two"
@@ -57,6 +71,8 @@ def test_enroll_verify_identify_speakers(setup: dict[str, Path], capsys: pytest.
 
     code, out, _ = run(capsys, "speakers", "--db", db, "--json")
     assert code == 0 and [(s["speaker_id"], s["recordings"]) for s in json.loads(out)] == [("one", 1), ("two", 1)]
+    code, out, _ = run(capsys, "speakers", "--db", db, "show", "two")
+    assert code == 0 and out.startswith("two: 1 recording(s)") and "s2.wav" in out and "s of speech" in out
     code, out, _ = run(capsys, "speakers", "--db", db, "remove", "two")
     assert code == 0 and "removed two (1 recording(s))" in out
     code, out, _ = run(capsys, "speakers", "--db", db)
@@ -68,6 +84,29 @@ def test_compare_two_files(setup: dict[str, Path], capsys: pytest.CaptureFixture
     assert code == 0 and "are the same speaker" in out
     code, out, _ = run(capsys, "verify", "--model", setup["model"], *STRICT, setup["s1"], setup["s3"])
     assert code == 1 and out.startswith("REJECTED")
+
+
+def test_noise_is_not_enrolled_and_padding_is_left_out(setup: dict[str, Path], capsys: pytest.CaptureFixture,
+                                                      tmp_path: Path) -> None:
+    model, db = setup["model"], tmp_path / "voices.db"
+    code, out, err = run(capsys, "enroll", "--model", model, "--db", db, "--speaker", "ann", setup["s1"],
+                         setup["noise"])
+    assert code == 2 and out == ""
+    assert "noise.wav: 0.00 s of speech found, enrollment needs at least 2.00 s" in err
+    assert run(capsys, "speakers", "--db", db, "--json")[1] == "[]\n"  # nothing was stored
+    assert run(capsys, "enroll", "--model", model, "--db", db, "--speaker", "ann", setup["s1"])[0] == 0
+    scores = {}
+    for flag in ("--vad", "--no-vad"):
+        for name in ("s1", "padded1"):
+            code, out, _ = run(capsys, "verify", "--model", model, "--db", db, "--speaker", "ann", "--json",
+                               "--threshold", "0.5", flag, setup[name])
+            scores[flag, name] = json.loads(out)["score"]
+    assert scores["--vad", "s1"] == pytest.approx(1.0, abs=1e-5)
+    assert scores["--vad", "padded1"] == pytest.approx(scores["--vad", "s1"], abs=0.01)  # the clean one's score
+    assert scores["--no-vad", "padded1"] < scores["--vad", "padded1"] - 0.01
+    code, _, err = run(capsys, "verify", "--model", model, "--db", db, "--speaker", "ann", "--threshold", "0.5",
+                       "--min-speech", "30", setup["s1"])
+    assert code == 2 and "verification needs at least 30.00 s" in err
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import tone
+from conftest import speech, tone, write_wav
 
 from speakervlad.cli.main import main
 from speakervlad.config import load_config
@@ -68,20 +68,24 @@ def test_onnx_embedder_matches_embedding_model_on_files(tiny_checkpoint, tiny_ex
         embedder.embed(paths[0])
 
 
-def test_onnx_embedder_never_imports_torch(tiny_checkpoint, tiny_exports, wav_dir):
-    """A deployment with onnxruntime only: `import speakervlad` and the embedder leave torch unloaded."""
+def test_onnx_embedder_never_imports_torch(tiny_checkpoint, tiny_exports, wav_dir, tmp_path):
+    """A deployment with onnxruntime only: `import speakervlad`, the embedder and its VAD leave torch unloaded."""
     path = sorted(wav_dir.glob("*.wav"))[0]
+    padded = write_wav(tmp_path / "padded.wav", np.concatenate([np.zeros(16000, np.float32), speech(3.0)]))
     script = (
         "import sys, numpy as np, speakervlad\n"
         "from speakervlad.embedding.onnx_embedder import OnnxEmbedder\n"
-        f"e = OnnxEmbedder({str(tiny_exports[0])!r}, threads=1).embed({str(path)!r})\n"
-        "np.save(sys.stdout.buffer, e)\n"
+        f"embedder = OnnxEmbedder({str(tiny_exports[0])!r}, threads=1)\n"
+        f"np.save(sys.stdout.buffer, np.stack([embedder.embed({str(path)!r}), "
+        f"embedder.embed({str(padded)!r}, vad=True)]))\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
-    embedding = np.load(io.BytesIO(done.stdout))
-    np.testing.assert_allclose(embedding, load_model(tiny_checkpoint).embed(path), atol=1e-4)
+    embeddings = np.load(io.BytesIO(done.stdout))
+    model = load_model(tiny_checkpoint)
+    np.testing.assert_allclose(embeddings[0], model.embed(path), atol=1e-4)
+    np.testing.assert_allclose(embeddings[1], model.embed(padded, vad=True), atol=1e-4)
 
 
 def test_both_embedders_keep_the_embedder_protocol(tiny_checkpoint, tiny_exports):

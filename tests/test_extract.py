@@ -3,14 +3,16 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import tone, write_wav
+from conftest import speech, tone, write_wav
 
 from speakervlad.cli.main import main
 from speakervlad.data.lists import Utterance, write_list
+from speakervlad.data.padding import pad_with_non_speech
 from speakervlad.embedding.directory import load_embeddings
 from speakervlad.embedding.extraction import Item, extract, list_items, plan_batches
 from speakervlad.embedding.shards import UNUSABLE_FILE, merge_shards, parse_shard, shard_dir, shard_items
 from speakervlad.embedding.torch_embedder import load_model
+from speakervlad.embedding.vad import VadOptions
 from speakervlad.errors import ConfigError, EmbeddingError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -126,6 +128,26 @@ def test_output_of_another_model_is_refused(model, corpus, tmp_path):
     meta.write_text(meta.read_text().replace(model.fingerprint, "0123456789abcdef"))
     with pytest.raises(EmbeddingError, match="another model"):
         extract(model, list_items(audio_root=tmp_path / "few"), out, jobs=1)
+
+
+def test_vad_extraction_embeds_the_speech_and_keeps_its_rows_apart(model, tiny_checkpoint, tmp_path, capsys):
+    root = tmp_path / "calls"
+    for i in range(2):
+        write_wav(root / f"call{i}.wav", pad_with_non_speech(speech(3.0, speaker=i), np.random.default_rng(i)).wave)
+    write_wav(root / "hold.wav", 0.05 * np.random.default_rng(9).standard_normal(48000))  # no speech at all
+    out = tmp_path / "emb"
+    result = extract(model, list_items(audio_root=root), out, vad=VadOptions(), jobs=1)
+    emb = load_embeddings(out)
+    assert emb.keys == ["call0.wav", "call1.wav"] and emb.meta["vad"] == VadOptions().to_dict()
+    for key, row in zip(emb.keys, emb.matrix):
+        np.testing.assert_allclose(row, model.embed(root / key, vad=True), atol=1e-5)
+    [(key, _, why)] = result.unusable
+    assert key == "hold.wav" and "0.00 s of speech found" in why
+    with pytest.raises(EmbeddingError, match="made with VAD"):
+        extract(model, list_items(audio_root=root), out, jobs=1)  # without VAD: nothing of it is reused
+    assert main(["embed", "--model", str(tiny_checkpoint), str(root / "call0.wav"), "--vad"]) == 0
+    printed = capsys.readouterr().out.split("[")[1].split("]")[0]
+    np.testing.assert_allclose(np.array(printed.split(), float), emb.matrix[0], atol=1e-4)
 
 
 def test_plan_batches_longest_first_with_caps():

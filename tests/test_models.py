@@ -79,6 +79,30 @@ def test_ghostvlad_without_ghosts_equals_netvlad():
     assert net.out_dim == 64
 
 
+def test_ghost_share_is_the_ghosts_part_of_the_assignment_mass():
+    torch.manual_seed(0)
+    pooling = build_pooling(PoolingConfig(name="ghostvlad", clusters=4, ghost_clusters=2, feature_dim=16), 40)
+    x, lengths = torch.randn(3, 40, 25) * 3, torch.tensor([25, 20, 7])
+    with torch.no_grad():
+        share = pooling.ghost_share(pooling.stats(x, lengths))  # (3,)
+        frames = pooling.assignments(x, lengths)  # (3, 6, 25)
+        logits = torch.einsum("kd,bdt->bkt", pooling.assign.weight[..., 0], x) + pooling.assign.bias[:, None]
+    for b, n in enumerate(lengths.tolist()):  # by hand: softmax over the K+G scores, mean over the valid frames
+        column = logits[b, :, :n].softmax(0)
+        assert float(share[b]) == pytest.approx(float(column[4:].sum(0).mean()), abs=1e-5)
+        torch.testing.assert_close(frames[b, :, :n], column)
+        assert not frames[b, :, n:].any()
+    assert ((share >= 0) & (share <= 1)).all()
+    halves = pooling.merge(pooling.stats(x[..., :10], lengths.clamp(max=10)),
+                           pooling.stats(x[..., 10:], (lengths - 10).clamp(min=0)))
+    torch.testing.assert_close(pooling.ghost_share(halves), share)  # chunks merge to the same share
+    netvlad = build_pooling(PoolingConfig(name="netvlad", clusters=4, ghost_clusters=0, feature_dim=16), 40)
+    assert netvlad.ghost_share(netvlad.stats(x, lengths)).tolist() == [0.0, 0.0, 0.0]
+    for name in ("tap", "tstp", "asp"):
+        other = build_pooling(PoolingConfig(name=name, attention_dim=8), 40)
+        assert other.ghost_share(other.stats(x, lengths)) is None
+
+
 def test_netvlad_with_ghost_clusters_is_a_config_error():
     with pytest.raises(ConfigError, match="ghost_clusters=3 means nothing for netvlad.*ghost_clusters=0"):
         build_pooling(PoolingConfig(name="netvlad", clusters=4, ghost_clusters=3), 40)

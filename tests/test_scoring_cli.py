@@ -139,6 +139,9 @@ def test_eval_from_model_and_audio_uses_and_checks_the_cache(tmp_path, tiny_chec
     assert load_embeddings(tmp_path / "cache").keys == sorted(keys)
     capsys.readouterr()
 
+    assert main(args + ["--vad"]) == 2  # rows made without VAD are not rows with it
+    assert "made with VAD None, not {'threshold': 0.5" in capsys.readouterr().err
+
     save_embeddings(tmp_path / "other", keys, np.ones((4, 16), np.float32), {"model": "another"})
     assert main(args[:-1] + [str(tmp_path / "other")]) == 2
     assert "embeddings of another model" in capsys.readouterr().err

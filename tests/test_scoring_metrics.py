@@ -6,11 +6,11 @@ import pytest
 from scipy.interpolate import interp1d
 from scipy.optimize import brentq
 from scipy.stats import norm
-from sklearn.metrics import roc_curve
+from sklearn.metrics import roc_auc_score, roc_curve
 
 from speakervlad.errors import TrialError
 from speakervlad.scoring import metrics
-from speakervlad.scoring.metrics import error_curve, sparse_error_curve
+from speakervlad.scoring.metrics import error_curve, roc_auc, sparse_error_curve
 
 
 def brute_force(scores: np.ndarray, labels: np.ndarray, p_target: float) -> tuple[float, float, float]:
@@ -177,3 +177,12 @@ def test_det_legend_names_a_min_dcf_point_that_lies_off_the_axes():
     assert 5e-5 <= fa <= 0.5 and 5e-5 <= miss <= 0.5  # within the axes: the cross shows it
     assert label == f"strong (EER {100 * strong.eer()[0]:.2f}%, minDCF {strong.dcf(0.01).min():.3f})"
     assert det_label("x", strong, None) == (f"x (EER {100 * strong.eer()[0]:.2f}%)", None)
+
+
+def test_roc_auc_equals_sklearn_with_ties():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        labels = rng.random(300) < rng.uniform(0.1, 0.9)
+        scores = np.round(rng.normal(labels * rng.uniform(0, 2), 1.0), 1)  # rounded: many ties
+        assert roc_auc(scores, labels) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    assert roc_auc(np.array([1.0, 2.0]), np.array([False, True])) == 1.0

@@ -9,8 +9,9 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import speech
 from helpers_api import RATE, make_checkpoint
-from helpers_serve import AUTH, KEY, Server, wav_bytes
+from helpers_serve import AUTH, KEY, Server, encode, wav_bytes
 
 from speakervlad.cli.main import main
 
@@ -76,13 +77,19 @@ def test_enroll_verify_identify_delete(client: httpx.Client) -> None:
     alice = wav_bytes(1)
     response = enroll(client, "alice", alice)
     assert response.status_code == 200, response.text
-    assert response.json() == {"speaker_id": "alice", "added": 1, "recordings": 1}
+    answer = response.json()
+    assert {k: answer[k] for k in ("speaker_id", "added", "recordings")} == {
+        "speaker_id": "alice", "added": 1, "recordings": 1}
+    [added] = answer["added_recordings"]
+    assert added["label"] == "take0.wav" and added["seconds"] == 3.0 and 2.0 <= added["speech_seconds"] <= 3.0
+    assert added["ghost_mass"] is None
     assert enroll(client, "bob", wav_bytes(2, take=0), wav_bytes(2, take=1)).json()["recordings"] == 2
     speakers = {s["speaker_id"]: s for s in client.get("/speakers").json()["speakers"]}
     assert speakers["alice"]["recordings"] == 1 and speakers["bob"]["recordings"] == 2
 
     same = client.post("/speakers/alice/verify", files={"file": ("a.wav", alice)}).json()
     assert same["accepted"] is True and same["score"] == pytest.approx(1.0, abs=1e-5)
+    assert same["speech_seconds"] == added["speech_seconds"] and same["ghost_mass"] is None
     assert same["llr"] is None and same["threshold"] == 0.9999
     other = client.post("/speakers/alice/verify", files={"file": ("b.wav", wav_bytes(2))}).json()
     assert other["accepted"] is False and other["score"] < 0.9999
@@ -94,6 +101,26 @@ def test_enroll_verify_identify_delete(client: httpx.Client) -> None:
 
     assert client.delete("/speakers/bob").json() == {"removed": "bob", "recordings": 2}
     assert "bob" not in {s["speaker_id"] for s in client.get("/speakers").json()["speakers"]}
+
+
+def test_too_little_speech_is_422_and_nothing_is_stored(client: httpx.Client) -> None:
+    noise = encode(0.05 * np.random.default_rng(0).standard_normal(3 * RATE).astype(np.float32))
+    for files in ([noise], [wav_bytes(4), noise]):  # one recording without speech stores none of them
+        refused = enroll(client, "nora", *files)
+        assert (refused.status_code, refused.json()["error"]) == (422, "insufficient_speech"), refused.text
+        assert f"take{len(files) - 1}.wav: 0.00 s of speech found, enrollment needs at least 2.00 s" in (
+            refused.json()["detail"])
+    assert "nora" not in {s["speaker_id"] for s in client.get("/speakers").json()["speakers"]}
+    assert enroll(client, "nina", wav_bytes(4)).status_code == 200
+    short = encode(np.concatenate([speech(0.6, speaker=4), np.zeros(2 * RATE, np.float32)]))
+    for response in (client.post("/speakers/nina/verify", files={"file": ("short.wav", short)}),
+                     client.post("/identify", files={"file": ("short.wav", short)})):
+        assert (response.status_code, response.json()["error"]) == (422, "insufficient_speech"), response.text
+        assert "short.wav: 0." in response.json()["detail"] and "needs at least 1.00 s" in response.json()["detail"]
+    schema = client.get("/openapi.json").json()
+    for path, method in [("/speakers/{speaker_id}/enroll", "post"), ("/speakers/{speaker_id}/verify", "post"),
+                         ("/identify", "post")]:
+        assert "`insufficient_speech`" in schema["paths"][path][method]["responses"]["422"]["description"]
 
 
 def test_unknown_speaker_is_404(client: httpx.Client) -> None:

@@ -15,7 +15,9 @@ import pytest
 
 from speakervlad.errors import StoreError, UnknownSpeakerError
 from speakervlad.identifiers import validate_speaker_id
-from speakervlad.store import SCHEMA_VERSION, EnrollmentStore
+from speakervlad.quality import RecordingQuality
+from speakervlad.store import EnrollmentStore
+from speakervlad.store_schema import SCHEMA_VERSION
 
 FP = "a" * 64
 OTHER_FP = "b" * 64
@@ -115,6 +117,61 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer speakervlad"):
         EnrollmentStore(path)
+
+
+#: the v1 schema as speakervlad 0.1 wrote it (before recordings kept their duration, speech and ghost mass)
+V1_SCHEMA = [
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE speakers (id TEXT PRIMARY KEY, created REAL NOT NULL)",
+    "CREATE TABLE embeddings (id INTEGER PRIMARY KEY AUTOINCREMENT, speaker_id TEXT NOT NULL REFERENCES "
+    "speakers(id) ON DELETE CASCADE, label TEXT NOT NULL, fingerprint TEXT NOT NULL, dim INTEGER NOT NULL "
+    "CHECK (dim > 0), vector BLOB NOT NULL CHECK (length(vector) = 4 * dim), created REAL NOT NULL)",
+    "CREATE INDEX embeddings_by_speaker ON embeddings(speaker_id)",
+    "INSERT INTO meta VALUES ('application', 'speakervlad-enrollment-store'), ('schema_version', '1')",
+    "PRAGMA user_version = 1",
+]
+
+
+def test_a_v1_store_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    vectors = np.arange(8, dtype="<f4").reshape(2, 4)
+    with sqlite3.connect(path) as conn:
+        for statement in V1_SCHEMA:
+            conn.execute(statement)
+        conn.execute("INSERT INTO speakers VALUES ('alice', 1.0)")
+        conn.executemany("INSERT INTO embeddings (speaker_id, label, fingerprint, dim, vector, created) "
+                         "VALUES ('alice', ?, ?, 4, ?, 2.0)", [("a.wav", FP, vectors[0].tobytes()),
+                                                               ("b.wav", FP, vectors[1].tobytes())])
+    with EnrollmentStore(path) as store:
+        np.testing.assert_array_equal(store.profile("alice", FP), vectors)  # what was enrolled is intact
+        old = store.recordings("alice")
+        assert [(r.label, r.quality) for r in old] == [("a.wav", RecordingQuality(None, None, None)),
+                                                      ("b.wav", RecordingQuality(None, None, None))]
+        assert store.add("alice", vectors[:1], ["c.wav"], FP, quality=[RecordingQuality(3.0, 2.5, 0.25)]) == 3
+        assert store.recordings("alice")[-1].quality == RecordingQuality(3.0, 2.5, 0.25)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    EnrollmentStore(path).close()  # opening a migrated store again changes nothing
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 3
+
+
+def test_recording_quality_round_trip_and_checks(store: EnrollmentStore) -> None:
+    quality = [RecordingQuality(4.0, 3.2, 0.4), RecordingQuality(2.5, 2.5, None)]
+    store.add("bob", np.ones((2, 4)), ["x.wav", "y.wav"], FP, quality=quality)
+    got = store.recordings("bob")
+    assert [r.quality for r in got] == quality and [r.label for r in got] == ["x.wav", "y.wav"]
+    assert all(r.fingerprint == FP for r in got)
+    for bad in (RecordingQuality(1.0, 1.0, 1.5), RecordingQuality(-1.0, 1.0, 0.1),
+                RecordingQuality(1.0, float("nan"), 0.1)):
+        with pytest.raises(StoreError, match="ghost mass in \\[0, 1\\]"):
+            store.add("carl", np.ones((1, 4)), ["z.wav"], FP, quality=[bad])
+    with pytest.raises(StoreError, match="1 embeddings but 2 quality records"):
+        store.add("carl", np.ones((1, 4)), ["z.wav"], FP, quality=quality)
+    assert "carl" not in store
+    with pytest.raises(UnknownSpeakerError):
+        store.recordings("carl")
 
 
 def test_foreign_files_are_refused(tmp_path: Path) -> None:

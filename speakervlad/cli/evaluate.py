@@ -6,7 +6,9 @@ From score files::
 
 From a model and audio (embeds only the utterances the lists need, cached)::
 
-    speakervlad eval --model model.pt --trials veri_test.txt --audio-root voxceleb1/wav
+    speakervlad eval --model model.pt --trials veri_test.txt --audio-root voxceleb1/wav [--vad]
+
+No VAD by default: VoxCeleb-style lists are evaluated on the audio as given, as published results are.
 """
 from __future__ import annotations
 
@@ -26,10 +28,11 @@ from ..scoring.scorefile import read_scores, write_scores
 from ..scoring.scorer import score_trials
 from ..scoring.trials import Trials, read_trials
 from .score import add_scoring_args, scoring_options
+from .speech_args import add_vad_args, vad_from_args
 
 logger = logging.getLogger(__name__)
 
-MODEL_OPTIONS = ("audio_root", "cache", "save_scores", "mean_from", "asnorm_cohort")
+MODEL_OPTIONS = ("audio_root", "cache", "save_scores", "mean_from", "asnorm_cohort", "vad")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="embedding batch size (with --model)")
     parser.add_argument("--save-scores", type=Path, metavar="DIR",
                         help="with --model: also write DIR/<list>.scores.txt")
+    add_vad_args(parser, default=False)
     add_scoring_args(parser)
     parser.add_argument("--p-target", nargs="+", type=float, default=list(DEFAULT_P_TARGETS),
                         help="target priors of the minDCF (default: 0.01 0.05)")
@@ -106,9 +110,11 @@ def _from_model(trial_lists: list[Trials], names: list[str], args: argparse.Name
     from ..embedding.extraction import embed_keys
 
     model = open_embedder(args.model)
+    vad = vad_from_args(args)
     keys = sorted({key for trials in trial_lists for key in trials.keys.tolist()})
-    cache = args.cache or args.model.parent / f"{args.model.stem}_embeddings_{model.fingerprint[:12]}"
-    embeddings = embed_keys(model, keys, args.audio_root, cache, batch_size=args.batch_size)
+    cache = args.cache or args.model.parent / (f"{args.model.stem}_embeddings_{model.fingerprint[:12]}"
+                                               + ("_vad" if vad else ""))
+    embeddings = embed_keys(model, keys, args.audio_root, cache, batch_size=args.batch_size, vad=vad)
     options = scoring_options(args)
     kind = options.name
     calibration = Calibration.from_dict(model.calibration) if model.calibration else None

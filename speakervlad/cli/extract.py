@@ -19,6 +19,7 @@ from ..embedding.extraction import MAX_PADDING, extract, list_items
 from ..embedding.shards import find_shards, merge_shards, parse_shard, shard_from_env
 from ..embedding.torch_embedder import PRECISIONS, retain_freed_memory
 from ..errors import ConfigError
+from .speech_args import add_vad_args, vad_from_args
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="fp32 (exact) or bf16 autocast (faster on CPUs with AVX512-BF16/AMX and on GPUs)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    add_vad_args(parser, default=False)
     parser.set_defaults(func=run)
 
     merge = subparsers.add_parser("extract-merge", help="merge the shard directories of `extract --shard` into one")
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     meta = {"checkpoint": str(args.model), "source": str(args.list or args.audio_root), "precision": args.precision}
     result = extract(model, items, args.output, shard=shard, batch_size=args.batch_size,
                      max_batch_seconds=args.max_batch_seconds, max_padding=args.max_padding, jobs=args.jobs,
-                     meta=meta)
+                     meta=meta, vad=vad_from_args(args))
     speed = result.audio_seconds / result.wall_seconds if result.wall_seconds else 0.0
     now = (f"{result.computed} computed now ({result.audio_seconds:.0f} s of audio, {speed:.1f}x real time)"
            if result.computed else "all were done before")

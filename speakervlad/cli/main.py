@@ -33,6 +33,7 @@ COMMANDS = {
     "speakers": "enroll",
     "serve": "serve",
     "export": "export",
+    "explain": "explain",
 }
 
 EXIT_ERROR = 2

@@ -11,8 +11,10 @@ import torch
 from ..api import Verifier
 from ..embedding.torch_embedder import retain_freed_memory
 from ..errors import ConfigError
+from ..quality import SpeechGate
 from ..serve import API_KEY_ENV, create_app, load_api_key
 from ..store import EnrollmentStore
+from .speech_args import add_vad_args, vad_from_args
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-upload-mb", type=float, default=20.0, help="request body limit (413 above)")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="audio duration limit per file")
     parser.add_argument("--threads", type=int, help="torch threads for inference (default: torch's choice)")
+    add_vad_args(parser, default=True)
+    gate = SpeechGate()
+    parser.add_argument("--min-enroll-speech", type=float, default=gate.enroll_seconds, metavar="S",
+                        help=f"refuse (422) enrolling a recording with less speech (default {gate.enroll_seconds:g} s)")
+    parser.add_argument("--min-test-speech", type=float, default=gate.test_seconds, metavar="S",
+                        help=f"refuse (422) verify and identify with less speech (default {gate.test_seconds:g} s)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--threshold", type=float, help="explicit score threshold")
     group.add_argument("--far", type=float, help="target false-accept rate (calibrated model)")
@@ -51,7 +59,8 @@ def run_serve(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     retain_freed_memory()  # a long-running process: reuse activation memory instead of faulting it in per request
     verifier = Verifier.from_checkpoint(args.model, store=EnrollmentStore(args.db), threshold=args.threshold,
-                                        far=args.far, prior=args.prior)
+                                        far=args.far, prior=args.prior, vad=vad_from_args(args),
+                                        gate=SpeechGate(args.min_enroll_speech, args.min_test_speech))
     app = create_app(verifier, api_key, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)
     logger.info("serving %s with store %s on http://%s:%d (docs at /docs)", args.model, args.db,
                 args.host, args.port)

@@ -7,6 +7,10 @@
                           for long recordings, fp32 or bf16 (``load_model``)
 ``onnx_embedder``         :class:`OnnxEmbedder`: an ONNX export on onnxruntime alone
                           (never imports torch)
+``vad``                   voice activity detection (Silero VAD on onnxruntime, no torch):
+                          speech segments, and a recording's speech alone (``vad=True``)
+``explain``               per-frame VAD and (ghost) cluster assignments of a VLAD model,
+                          and their picture (``speakervlad explain``)
 ``export``                checkpoint -> ONNX / TorchScript
 ``directory``             the embedding-directory format (float32 matrix + keys)
 ``extraction``            batch extraction of a corpus or of the keys a trial list

@@ -26,6 +26,7 @@ import numpy as np
 
 from ..audio import AudioSource
 from ..errors import EmbeddingError
+from .vad import Vad
 
 
 @runtime_checkable
@@ -38,16 +39,18 @@ class Embedder(Protocol):
     min_seconds: float  # shorter audio cannot be embedded
     whole_seconds: float  # recordings up to this long go through the network in one piece
 
-    def load(self, source: AudioSource, sample_rate: int | None = None, name: str | None = None) -> np.ndarray:
-        """Decode and validate one recording: (N,) float32 at :attr:`sample_rate`."""
+    def load(self, source: AudioSource, sample_rate: int | None = None, name: str | None = None,
+             vad: Vad = None) -> np.ndarray:
+        """Decode and validate one recording: (N,) float32 at :attr:`sample_rate`; with ``vad`` (True or
+        :class:`~speakervlad.embedding.vad.VadOptions`) its speech alone, segments cut and joined."""
         ...
 
-    def embed(self, source: AudioSource, sample_rate: int | None = None) -> np.ndarray:
-        """The (E,) embedding of one recording."""
+    def embed(self, source: AudioSource, sample_rate: int | None = None, vad: Vad = None) -> np.ndarray:
+        """The (E,) embedding of one recording (of its speech alone, with ``vad``)."""
         ...
 
-    def embed_many(self, sources: Sequence[AudioSource], batch_size: int = 16) -> np.ndarray:
-        """(N, E) embeddings of many recordings, batched by length."""
+    def embed_many(self, sources: Sequence[AudioSource], batch_size: int = 16, vad: Vad = None) -> np.ndarray:
+        """(N, E) embeddings of many recordings, batched by length (of their speech alone, with ``vad``)."""
         ...
 
     def embed_waveforms(self, waves: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:

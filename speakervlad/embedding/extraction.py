@@ -10,12 +10,15 @@
    ``max_padding`` (3 %) of the batch's audio: padded frames cost as much as real
    ones). Files longer than the
    model's chunk length go alone through its chunked path, in bounded memory.
-4. **Run**: a thread pool decodes the next batches while the model embeds the
-   current one. Finished rows are saved every ``part_seconds`` as parts under
-   ``OUT/.parts`` (atomic writes), so a killed run resumes where it stopped and a
-   re-run skips every key already done. Unusable files are counted, listed in
+4. **Run**: a thread pool decodes the next batches (and, with ``vad``, cuts out
+   their speech) while the model embeds the current one. Finished rows are
+   saved every ``part_seconds`` as parts under ``OUT/.parts`` (atomic writes),
+   so a killed run resumes where it stopped and a re-run skips every key done. Unusable files are counted, listed in
    ``OUT/unusable.tsv`` and skipped.
 5. **Finish**: the parts become the embedding directory ``OUT`` (rows in key order).
+
+The directory records its VAD options (``meta.json`` ``vad``, null: none); rows made with other
+options, or another model, are never reused. Too little speech to embed makes a file unusable.
 
 A sharded run writes ``OUT/shard-i-of-n``; the last shard to finish merges all
 of them into ``OUT`` (the same rows as an unsharded run). Shards made on other
@@ -52,6 +55,7 @@ from .shards import (
     try_merge,
     write_unusable,
 )
+from .vad import VadOptions
 
 logger = logging.getLogger(__name__)
 
@@ -180,8 +184,9 @@ def _probe(items: Sequence[Item], jobs: int) -> tuple[list[tuple[Item, float]], 
 class PartStore:
     """Finished rows buffered and saved as small embedding directories under ``folder``."""
 
-    def __init__(self, folder: Path, fingerprint: str, part_seconds: float):
+    def __init__(self, folder: Path, fingerprint: str, part_seconds: float, vad: VadOptions | None = None):
         self.folder, self.fingerprint, self.part_seconds = folder, fingerprint, part_seconds
+        self.vad = vad.to_dict() if vad else None
         self._keys: list[str] = []
         self._rows: list[np.ndarray] = []
         self._last_flush = time.monotonic()
@@ -195,13 +200,14 @@ class PartStore:
     def flush(self) -> None:
         if self._keys:
             name = f"part-{time.time_ns():020d}-{os.getpid()}"
-            save_embeddings(self.folder / name, self._keys, np.concatenate(self._rows), {"model": self.fingerprint})
+            save_embeddings(self.folder / name, self._keys, np.concatenate(self._rows),
+                            {"model": self.fingerprint, "vad": self.vad})
             logger.debug("saved %d rows to %s", len(self._keys), self.folder / name)
         self._keys, self._rows = [], []
         self._last_flush = time.monotonic()
 
 
-def _done_rows(fingerprint: str, out: Path, target: Path) -> dict[str, np.ndarray]:
+def _done_rows(fingerprint: str, vad: VadOptions | None, out: Path, target: Path) -> dict[str, np.ndarray]:
     """Rows this model already computed: in ``out``, its shard directories, and their parts.
 
     Reading other shards' work lets a re-run with another shard count reuse it.
@@ -217,17 +223,20 @@ def _done_rows(fingerprint: str, out: Path, target: Path) -> dict[str, np.ndarra
         for part in [folder] + [p for p in parts if not p.name.startswith(".")]:
             if not is_complete(part):
                 continue
-            emb = _of_model(part, fingerprint)
+            emb = _of_model(part, fingerprint, vad)
             done.update(zip(emb.keys, emb.matrix))
     return done
 
 
-def _of_model(folder: Path, fingerprint: str) -> Embeddings:
-    """The embedding directory ``folder``, refused when another model made it."""
+def _of_model(folder: Path, fingerprint: str, vad: VadOptions | None) -> Embeddings:
+    """The embedding directory ``folder``, refused when another model, or other VAD options, made it."""
     emb = load_embeddings(folder)
     if emb.meta.get("model") != fingerprint:
         raise EmbeddingError(f"{folder} holds embeddings of another model ({emb.meta.get('model')}, not "
                              f"{fingerprint}); delete it or write to another directory")
+    if emb.meta.get("vad") != (wanted := vad.to_dict() if vad else None):
+        raise EmbeddingError(f"{folder} holds embeddings made with VAD {emb.meta.get('vad')}, not {wanted}; "
+                             "delete it or write to another directory")
     return emb
 
 
@@ -246,12 +255,13 @@ def extract(
     meta: dict | None = None,
     progress: bool | None = None,
     keep_existing: bool = False,
+    vad: VadOptions | None = None,
 ) -> ExtractResult:
     """Embed ``items`` (this process's shard of them) into the embedding directory ``out``.
 
     ``out`` holds exactly the usable ``items``, or with ``keep_existing`` (a cache,
     unsharded) also the rows it held before. ``progress=None`` shows a progress
-    bar when stderr is a terminal.
+    bar when stderr is a terminal. ``vad``: embed each recording's speech alone.
     """
     started = time.perf_counter()
     out = Path(out)
@@ -260,8 +270,8 @@ def extract(
         raise ConfigError("keep_existing is for one process adding to a cache, not for sharded runs")
     mine = shard_items(items, index, count)
     target = shard_dir(out, index, count) if count > 1 else out
-    done = _done_rows(model.fingerprint, out, target)
-    store = PartStore(target / PARTS_DIR, model.fingerprint, part_seconds)
+    done = _done_rows(model.fingerprint, vad, out, target)
+    store = PartStore(target / PARTS_DIR, model.fingerprint, part_seconds, vad)
     todo = [item for item in mine if item.key not in done]
     logger.info("%s%d recordings: %d done before, %d to embed",
                 f"shard {index}/{count}: " if count > 1 else "", len(mine), len(mine) - len(todo), len(todo))
@@ -278,7 +288,7 @@ def extract(
     usable, unusable = _probe(todo, jobs)
     batches = plan_batches(usable, batch_size, max_batch_seconds, model.whole_seconds, max_padding)
     computed, seconds = 0, 0.0
-    decoded = _decoded(model, batches, jobs, 2 * max_batch_seconds, progress)
+    decoded = _decoded(model, batches, jobs, 2 * max_batch_seconds, progress, vad)
     try:
         for waves, failed in decoded:
             unusable.extend(failed)
@@ -292,7 +302,8 @@ def extract(
     finally:
         decoded.close()  # stops the decoding threads at once if embedding failed
         store.flush()
-    info = {**(meta or {}), "model": model.fingerprint, "unusable": len(unusable)}
+    info = {**(meta or {}), "model": model.fingerprint, "vad": vad.to_dict() if vad else None,
+            "unusable": len(unusable)}
     if count > 1:
         info["shard"] = [index, count]
     kept = sorted(done) if keep_existing else [item.key for item in mine if item.key in done]
@@ -311,7 +322,7 @@ def extract(
 
 def _decoded(
     model: Embedder, batches: list[list[tuple[Item, float]]], jobs: int, prefetch_seconds: float,
-    progress: bool | None,
+    progress: bool | None, vad: VadOptions | None,
 ) -> Iterator[tuple[list[tuple[str, np.ndarray]], list[Unusable]]]:
     """Yield ([(key, wave)], [unusable]) per batch, with the next batches decoding in the background."""
     total = sum(seconds for batch in batches for _, seconds in batch)
@@ -328,7 +339,7 @@ def _decoded(
                 if batch is None:
                     exhausted = True
                     break
-                pending.append((batch, [pool.submit(_load, model, item) for item, _ in batch]))
+                pending.append((batch, [pool.submit(_load, model, item, vad) for item, _ in batch]))
                 queued += sum(seconds for _, seconds in batch)
             if not pending:
                 break
@@ -350,9 +361,9 @@ def _decoded(
         bar.close()
 
 
-def _load(model: Embedder, item: Item) -> np.ndarray | AudioError:
+def _load(model: Embedder, item: Item, vad: VadOptions | None) -> np.ndarray | AudioError:
     try:
-        return model.load(item.path, name=item.path)
+        return model.load(item.path, name=item.path, vad=vad)
     except AudioError as err:
         return err
 
@@ -365,7 +376,7 @@ def _report(unusable: Sequence[Unusable], folder: Path) -> None:
 
 
 def embed_keys(model: Embedder, keys: Sequence[str], audio_root: str | Path, cache: str | Path, *,
-               batch_size: int = 16, jobs: int = 2) -> Embeddings:
+               batch_size: int = 16, jobs: int = 2, vad: VadOptions | None = None) -> Embeddings:
     """Embeddings of ``keys`` (paths relative to ``audio_root``), through the cache ``cache``.
 
     The cache is an embedding directory of one model: keys it holds are reused,
@@ -375,7 +386,7 @@ def embed_keys(model: Embedder, keys: Sequence[str], audio_root: str | Path, cac
     unusable audio is skipped and reported, and its trials have no embedding.
     """
     audio_root, cache = Path(audio_root), Path(cache)
-    cached = set(_of_model(cache, model.fingerprint).keys) if is_complete(cache) else set()
+    cached = set(_of_model(cache, model.fingerprint, vad).keys) if is_complete(cache) else set()
     todo = [key for key in dict.fromkeys(keys) if key not in cached]
     absent = [key for key in todo if not (audio_root / key).is_file()]
     if absent:
@@ -385,5 +396,5 @@ def embed_keys(model: Embedder, keys: Sequence[str], audio_root: str | Path, cac
                 len(set(keys)) - len(todo), cache, len(todo))
     if todo or not is_complete(cache):
         extract(model, [Item(key, str(audio_root / key)) for key in todo], cache, batch_size=batch_size,
-                jobs=jobs, meta={"audio_root": str(audio_root)}, keep_existing=True)
+                jobs=jobs, meta={"audio_root": str(audio_root)}, keep_existing=True, vad=vad)
     return load_embeddings(cache)

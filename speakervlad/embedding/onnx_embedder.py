@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import AudioSource, load_audio
+from ..audio import AudioSource, audio_label, load_audio
 from ..errors import AudioError, ConfigError
+from .vad import Vad, speech_only, vad_options
 
 #: prefix of the model facts stored in the ONNX file's metadata by ``export_onnx``
 META_PREFIX = "speakervlad."
@@ -52,24 +53,27 @@ class OnnxEmbedder:
         self.max_seconds = max_seconds
         self.whole_seconds = max_seconds  # the graph embeds every recording whole
 
-    def load(self, source: AudioSource, sample_rate: int | None = None, name: str | None = None) -> np.ndarray:
-        """Decode and validate audio for this model (mono, 16 kHz, long enough, not too long)."""
+    def load(self, source: AudioSource, sample_rate: int | None = None, name: str | None = None,
+             vad: Vad = None) -> np.ndarray:
+        """Decode and validate audio for this model (mono, 16 kHz, long enough, not too long); with ``vad``,
+        its speech alone (Silero VAD on onnxruntime: still no torch)."""
         wave = load_audio(source, sample_rate, self.sample_rate, min_seconds=self.min_seconds, name=name)
+        label = audio_label(source, name)
         if len(wave) > self.max_seconds * self.sample_rate:
-            label = name or (str(source) if isinstance(source, (str, Path)) else "<audio>")
             seconds = len(wave) / self.sample_rate
             raise AudioError(label, f"{seconds:.0f} s is longer than max_seconds={self.max_seconds:g}: "
                              "the ONNX graph embeds a recording whole, so memory grows with its length; raise "
                              "max_seconds or use speakervlad.load_model, which embeds in chunks")
-        return wave
+        options = vad_options(vad)
+        return wave if options is None else speech_only(wave, options, label, self.min_seconds)
 
-    def embed(self, source: AudioSource, sample_rate: int | None = None) -> np.ndarray:
-        """The (E,) embedding of one recording (path, bytes, or array + sample_rate)."""
-        return self.embed_waveforms([self.load(source, sample_rate)])[0]
+    def embed(self, source: AudioSource, sample_rate: int | None = None, vad: Vad = None) -> np.ndarray:
+        """The (E,) embedding of one recording (path, bytes, or array + sample_rate); ``vad``: of its speech."""
+        return self.embed_waveforms([self.load(source, sample_rate, vad=vad)])[0]
 
-    def embed_many(self, sources: Sequence[AudioSource], batch_size: int = 16) -> np.ndarray:
-        """(N, E) embeddings of many recordings, batched by similar length."""
-        return self.embed_waveforms([self.load(s) for s in sources], batch_size)
+    def embed_many(self, sources: Sequence[AudioSource], batch_size: int = 16, vad: Vad = None) -> np.ndarray:
+        """(N, E) embeddings of many recordings, batched by similar length; ``vad``: of their speech."""
+        return self.embed_waveforms([self.load(s, vad=vad) for s in sources], batch_size)
 
     def embed_waveforms(self, waves: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
         """(N, E) embeddings of 16 kHz waveforms; sorted by length into padded batches."""

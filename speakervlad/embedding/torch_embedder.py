@@ -16,6 +16,13 @@ float rounding). ``precision="bf16"`` runs the trunk under bfloat16 autocast
 (frontend and pooling stay fp32), about twice as fast on CPUs with AVX512-BF16
 or AMX and on recent GPUs; embeddings keep a cosine similarity above 0.999.
 
+``vad=True`` (or :class:`~speakervlad.embedding.vad.VadOptions`) embeds a
+recording's speech alone: the segments the voice activity detector finds are
+cut out and joined, and the result is embedded like any recording (chunked
+when long). :meth:`EmbeddingModel.analyze_waveform` also gives the ghost
+clusters' share of the assignment mass (GhostVLAD), and
+:meth:`EmbeddingModel.frame_assignments` the assignment of every frame.
+
 >>> model = load_model("model.pt")                          # doctest: +SKIP
 >>> model.embed("speech.wav").shape                         # doctest: +SKIP
 (512,)
@@ -29,22 +36,32 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from ..audio import AudioSource, load_audio
+from ..audio import AudioSource, audio_label, load_audio
 from ..checkpoint import Checkpoint, load_checkpoint, model_fingerprint
-from ..errors import ConfigError
+from ..errors import AudioError, ConfigError
+from ..models.pooling import GhostVLAD, Stats
 from ..models.speaker_net import SpeakerNet
+from .vad import Vad, speech_only, vad_options
 
 DEFAULT_CHUNK_SECONDS = 60.0
 DEFAULT_CONTEXT_SECONDS = 4.0
 PRECISIONS = ("fp32", "bf16")
 
 logger = logging.getLogger(__name__)
+
+
+class Embedded(NamedTuple):
+    """One recording's embedding and what its pooling saw."""
+
+    embedding: np.ndarray  # (E,) float32, not normalised
+    ghost_mass: float | None  # GhostVLAD: share of the assignment mass on ghost clusters, in [0, 1]; else None
 
 
 class EmbeddingModel:
@@ -85,24 +102,57 @@ class EmbeddingModel:
         return (self._chunk + 2 * self._context) / self.sample_rate
 
     # ---- public API -------------------------------------------------------
-    def load(self, source: AudioSource, sample_rate: int | None = None, name: str | None = None) -> np.ndarray:
-        """Decode and validate audio for this model (mono, 16 kHz, long enough)."""
-        return load_audio(source, sample_rate, self.sample_rate, min_seconds=self.min_seconds, name=name)
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds of audio per pooled (trunk output) frame."""
+        return self._unit / self.sample_rate
 
-    def embed(self, source: AudioSource, sample_rate: int | None = None) -> np.ndarray:
-        """The (E,) embedding of one recording (path, bytes, or array + sample_rate)."""
-        return self.embed_waveform(self.load(source, sample_rate))
+    def load(self, source: AudioSource, sample_rate: int | None = None, name: str | None = None,
+             vad: Vad = None) -> np.ndarray:
+        """Decode and validate audio for this model (mono, 16 kHz, long enough); with ``vad``, its speech alone."""
+        wave = load_audio(source, sample_rate, self.sample_rate, min_seconds=self.min_seconds, name=name)
+        options = vad_options(vad)
+        return wave if options is None else speech_only(wave, options, audio_label(source, name), self.min_seconds)
 
-    def embed_many(self, sources: Sequence[AudioSource], batch_size: int = 16) -> np.ndarray:
-        """(N, E) embeddings of many recordings, batched by similar length."""
-        return self.embed_waveforms([self.load(s) for s in sources], batch_size)
+    def embed(self, source: AudioSource, sample_rate: int | None = None, vad: Vad = None) -> np.ndarray:
+        """The (E,) embedding of one recording (path, bytes, or array + sample_rate); ``vad``: of its speech."""
+        return self.embed_waveform(self.load(source, sample_rate, vad=vad))
+
+    def embed_many(self, sources: Sequence[AudioSource], batch_size: int = 16, vad: Vad = None) -> np.ndarray:
+        """(N, E) embeddings of many recordings, batched by similar length; ``vad``: of their speech."""
+        return self.embed_waveforms([self.load(s, vad=vad) for s in sources], batch_size)
 
     def embed_waveform(self, wave: np.ndarray) -> np.ndarray:
         """(E,) embedding of one 16 kHz waveform; long ones are chunked."""
-        if len(wave) <= self._chunk + 2 * self._context:
-            return self.embed_waveforms([wave])[0]
+        return self.analyze_waveform(wave).embedding
+
+    def analyze_waveform(self, wave: np.ndarray) -> Embedded:
+        """The embedding of one 16 kHz waveform (chunked when long) and its pooling's ghost mass."""
         with torch.inference_mode():
-            return self._embed_chunked(torch.from_numpy(np.ascontiguousarray(wave))).cpu().numpy()[0]
+            samples = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))
+            if len(wave) <= self._chunk + 2 * self._context:
+                stats = self._stats(samples[None].to(self.device), torch.tensor([len(wave)], device=self.device))
+            else:
+                stats = self._stats_chunked(samples)
+            pooling = self.runner.pooling
+            share = pooling.ghost_share(stats)
+            embedding = self.runner.embedding(pooling.finalize(stats))
+        return Embedded(embedding.cpu().numpy()[0], None if share is None else float(share[0]))
+
+    def frame_assignments(self, wave: np.ndarray, name: str = "<waveform>") -> np.ndarray | None:
+        """(K+G, T') assignment of each pooled frame to the K clusters and G ghosts (GhostVLAD; frame t
+        covers ``[t, t+1) * frame_seconds``); None for poolings without clusters. Up to :attr:`whole_seconds`."""
+        pooling = self.runner.pooling
+        if not isinstance(pooling, GhostVLAD):
+            return None
+        if len(wave) > self._chunk + 2 * self._context:
+            raise AudioError(name, f"{len(wave) / self.sample_rate:.0f} s is longer than the "
+                             f"{self.whole_seconds:.0f} s the network takes whole: cut out a clip")
+        with torch.inference_mode():
+            waves = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None].to(self.device)
+            feats, frame_lengths = self.runner.frontend(waves, torch.tensor([len(wave)], device=self.device))
+            frames, frame_lengths = self._trunk(feats, frame_lengths)
+            return pooling.assignments(frames, frame_lengths)[0].cpu().numpy()
 
     def embed_waveforms(self, waves: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
         """(N, E) embeddings of 16 kHz waveforms; sorted by length into padded batches."""
@@ -120,10 +170,13 @@ class EmbeddingModel:
 
     def forward(self, waves: Tensor, lengths: Tensor) -> Tensor:
         """Embeddings (B, E) float32 of a padded batch (B, N) with lengths (B,): the network at this precision."""
-        net = self.runner
-        feats, frame_lengths = net.frontend(waves, lengths)  # (B, F, T), fp32
-        frames, frame_lengths = self._trunk(feats, frame_lengths)
-        return net.embedding(net.pooling(frames, frame_lengths))
+        return self.runner.embedding(self.runner.pooling.finalize(self._stats(waves, lengths)))
+
+    def _stats(self, waves: Tensor, lengths: Tensor) -> Stats:
+        """Pooling statistics of a padded batch (B, N) with lengths (B,)."""
+        feats, frame_lengths = self.runner.frontend(waves, lengths)  # (B, F, T), fp32
+        frames, frame_lengths = self._trunk(feats, frame_lengths)  # (B, D, T')
+        return self.runner.pooling.stats(frames, frame_lengths)
 
     def _trunk(self, feats: Tensor, frame_lengths: Tensor) -> tuple[Tensor, Tensor]:
         """The trunk (the bulk of the compute) at this model's precision; frames returned as fp32."""
@@ -134,7 +187,7 @@ class EmbeddingModel:
         return frames.float(), frame_lengths
 
     # ---- chunked streaming --------------------------------------------------
-    def _embed_chunked(self, wave: Tensor) -> Tensor:
+    def _stats_chunked(self, wave: Tensor) -> Stats:
         net = self.runner
         frontend = net.frontend
         norm = self._utterance_norm_stats(wave) if frontend.needs_utterance_stats else None
@@ -149,7 +202,7 @@ class EmbeddingModel:
             core = frames[..., keep_from:end]
             chunk_stats = net.pooling.stats(core, torch.tensor([core.shape[-1]], device=self.device))
             stats = chunk_stats if stats is None else net.pooling.merge(stats, chunk_stats)
-        return net.embedding(net.pooling.finalize(stats))
+        return stats
 
     def _utterance_norm_stats(self, wave: Tensor) -> dict[str, Tensor]:
         frontend = self.net.frontend

@@ -9,6 +9,10 @@ with the same result.
   frame to K clusters plus G ghost clusters, residuals to learned centres,
   ghost clusters dropped, each cluster vector L2-normalised, flattened to K x D.
 * ``netvlad``: GhostVLAD without ghost clusters.
+
+For GhostVLAD, :meth:`Pooling.ghost_share` is the share of the frames' assignment
+mass that went to the ghost clusters (what the paper argues they absorb:
+uninformative frames); :meth:`GhostVLAD.assignments` gives it frame by frame.
 * ``tap`` (mean), ``tstp`` (mean and standard deviation), ``asp`` (attentive
   statistics, Okabe et al. 2018).
 """
@@ -40,6 +44,11 @@ class Pooling(nn.Module):
     def finalize(self, stats: Stats) -> Tensor:
         raise NotImplementedError
 
+    def ghost_share(self, stats: Stats) -> Tensor | None:
+        """(B,) share of the frames' assignment mass that went to ghost clusters; None for poolings
+        without clusters (tap, tstp, asp)."""
+        return None
+
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         return self.finalize(self.stats(x, lengths))
 
@@ -65,10 +74,15 @@ class GhostVLAD(Pooling):
         nn.init.orthogonal_(self.centers)
         self.out_dim = clusters * feature_dim
 
+    def assignments(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """(B, K+G, T) soft assignment of each frame to the K clusters, then the G ghosts; each valid
+        frame's column sums to 1, padded frames are 0."""
+        weights = self.assign(x).softmax(dim=1)  # (B, K+G, T)
+        return weights * time_mask(lengths, x.shape[-1]).to(x.dtype)[:, None, :]
+
     def stats(self, x: Tensor, lengths: Tensor) -> Stats:
         feats = x if self.features is None else self.features(x).relu()  # (B, D, T)
-        weights = self.assign(x).softmax(dim=1)  # (B, K+G, T)
-        weights = weights * time_mask(lengths, x.shape[-1]).to(x.dtype)[:, None, :]
+        weights = self.assignments(x, lengths)  # (B, K+G, T)
         return {
             "weighted": weights @ feats.transpose(1, 2),  # (B, K+G, D): sum_t a_k(t) x_t
             "mass": weights.sum(-1),  # (B, K+G): sum_t a_k(t)
@@ -78,6 +92,11 @@ class GhostVLAD(Pooling):
         residuals = stats["weighted"] - stats["mass"][..., None] * self.centers  # (B, K+G, D)
         residuals = F.normalize(residuals[:, : self.clusters], dim=-1)  # (B, K, D), ghosts dropped
         return residuals.flatten(1)  # (B, K*D)
+
+    def ghost_share(self, stats: Stats) -> Tensor:
+        """(B,) in [0, 1]: the ghosts' share of the assignment mass (0 for NetVLAD, which has none)."""
+        mass = stats["mass"]  # (B, K+G)
+        return mass[:, self.clusters:].sum(-1) / mass.sum(-1).clamp(min=torch.finfo(mass.dtype).tiny)
 
 
 class MeanPooling(Pooling):

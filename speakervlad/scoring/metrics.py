@@ -13,6 +13,8 @@ few that decide the EER and minDCF exactly, without a full sort (evaluation).
   the normalised detection cost of NIST SRE and Kaldi's ``compute_min_dcf.py``.
 * actDCF, Cllr (bits): for scores that are calibrated log-likelihood ratios.
 * minCllr: Cllr after the optimal monotone calibration (PAV / isotonic regression).
+* ROC AUC: the probability that a random target outscores a random non-target
+  (ties count half): how well any score separates two classes of anything.
 
 >>> import numpy as np
 >>> curve = error_curve(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1], bool))
@@ -232,6 +234,21 @@ def min_cllr(scores: np.ndarray, labels: np.ndarray) -> float:
     with np.errstate(divide="ignore"):
         llrs = np.log(posterior) - np.log1p(-posterior) - np.log(prior / (1 - prior))
     return _cllr(llrs, labels)
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for the positives ``labels`` (the Mann-Whitney U statistic
+    over the product of the class sizes; tied scores get their average rank).
+
+    >>> roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1], bool))
+    0.75
+    """
+    scores, labels = _check(scores, labels)
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]  # 1-based, ties averaged
+    positives = int(np.count_nonzero(labels))
+    negatives = labels.shape[0] - positives
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def _check_prior(p_target: float) -> None:

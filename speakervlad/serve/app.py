@@ -27,6 +27,7 @@ from .contract import (
     Health,
     Identified,
     NewSpeakerId,
+    RecordingReport,
     Removed,
     Replace,
     SpeakerId,
@@ -43,7 +44,7 @@ E = ErrorCode  # short, for the tables of answers below
 #: what any operation behind the key can answer
 GUARDED = (E.UNAUTHORIZED, E.INTERNAL_ERROR, E.STORE_UNAVAILABLE)
 #: what an operation that takes recordings can answer
-UPLOAD = (E.BAD_REQUEST, E.BAD_AUDIO, E.TOO_LARGE, E.TOO_LONG, E.INVALID_REQUEST)
+UPLOAD = (E.BAD_REQUEST, E.BAD_AUDIO, E.TOO_LARGE, E.TOO_LONG, E.INVALID_REQUEST, E.INSUFFICIENT_SPEECH)
 
 #: where the links between operations take the speaker id from
 SPEAKER, BEST, REMOVED = "$response.body#/speaker_id", "$response.body#/best", "$response.body#/removed"
@@ -108,9 +109,11 @@ def create_app(verifier: Verifier, api_key: str | None, max_upload_mb: float = 2
                replace: Replace = False) -> Enrolled:
         speaker_id = speaker(speaker_id, new=True)
         loaded = [load(f) for f in files]
-        total = verifier.enroll(speaker_id, [(w, SAMPLE_RATE) for w, _ in loaded],
-                                labels=[n for _, n in loaded], replace=replace)
-        return Enrolled(speaker_id=speaker_id, added=len(loaded), recordings=total)
+        done = verifier.enroll(speaker_id, [(w, SAMPLE_RATE) for w, _ in loaded],
+                               labels=[n for _, n in loaded], replace=replace)
+        return Enrolled(speaker_id=speaker_id, added=len(loaded), recordings=done.recordings,
+                        added_recordings=[RecordingReport(label=label, **quality.to_dict())
+                                          for label, quality in zip(done.labels, done.added)])
 
     @app.post("/speakers/{speaker_id:path}/verify", operation_id="verify_speaker",
               summary="Is this recording the enrolled speaker?",
@@ -120,8 +123,8 @@ def create_app(verifier: Verifier, api_key: str | None, max_upload_mb: float = 2
                                 delete=link("delete_speaker", "forget them", speaker_id=SPEAKER)))
     def verify(speaker_id: SpeakerId, file: UploadFile = audio_field("the recording to verify")) -> Verified:
         speaker_id = speaker(speaker_id)
-        wave, _ = load(file)
-        return Verified(speaker_id=speaker_id, **verifier.verify(speaker_id, (wave, SAMPLE_RATE)).to_dict())
+        wave, name = load(file)
+        return Verified(speaker_id=speaker_id, **verifier.verify(speaker_id, (wave, SAMPLE_RATE), name=name).to_dict())
 
     @app.post("/identify", operation_id="identify_speaker",
               summary=f"Rank enrolled speakers; best is {UNKNOWN!r} when none passes the threshold",
@@ -131,8 +134,8 @@ def create_app(verifier: Verifier, api_key: str | None, max_upload_mb: float = 2
                                 delete=link("delete_speaker", "forget the best match", speaker_id=BEST)))
     def identify(file: UploadFile = audio_field("the recording to identify"),
                  top_k: TopK = 5) -> Identified:
-        wave, _ = load(file)
-        return Identified.model_validate(verifier.identify((wave, SAMPLE_RATE), top_k=top_k).to_dict())
+        wave, name = load(file)
+        return Identified.model_validate(verifier.identify((wave, SAMPLE_RATE), top_k=top_k, name=name).to_dict())
 
     @app.delete("/speakers/{speaker_id}", operation_id="delete_speaker",
                 summary="Forget a speaker and their recordings",

@@ -4,8 +4,9 @@ parameter, upload fields, and the links between operations.
 The speaker-id rule comes from :mod:`speakervlad.identifiers`, the same constants the
 store checks, so the schema and the service cannot disagree about it.
 
->>> Enrolled(speaker_id="alice", added=1, recordings=3).model_dump()
-{'speaker_id': 'alice', 'added': 1, 'recordings': 3}
+>>> Enrolled(speaker_id="alice", added=1, recordings=3, added_recordings=[
+...     RecordingReport(label="a.wav", seconds=5.0, speech_seconds=4.2, ghost_mass=None)]).model_dump()["recordings"]
+3
 >>> link("delete_speaker", "forget them", speaker_id="$response.body#/speaker_id")["operationId"]
 'delete_speaker'
 """
@@ -43,10 +44,24 @@ class Speakers(BaseModel):
     speakers: list[Speaker] = Field(description="sorted by speaker_id")
 
 
+SPEECH_SECONDS = "seconds of speech the embedding used: the voice activity detector's segments (all the audio " \
+    "when the server runs with --no-vad)"
+GHOST_MASS = "GhostVLAD models: the share of the frames' assignment mass that went to the ghost clusters, in " \
+    "[0, 1]; null for models without clusters"
+
+
+class RecordingReport(BaseModel):
+    label: str = Field(description="the recording's label (its file name)")
+    seconds: float = Field(ge=0, description="the recording's duration")
+    speech_seconds: float = Field(ge=0, description=SPEECH_SECONDS)
+    ghost_mass: float | None = Field(ge=0, le=1, description=GHOST_MASS)
+
+
 class Enrolled(BaseModel):
     speaker_id: str
     added: int = Field(ge=1, description="recordings added by this request")
     recordings: int = Field(ge=1, description="the speaker's recordings in total")
+    added_recordings: list[RecordingReport] = Field(description="what each added recording gave, in order")
 
 
 class Verified(BaseModel):
@@ -56,6 +71,8 @@ class Verified(BaseModel):
     accepted: bool = Field(description="score >= threshold")
     threshold: float = Field(description="the accept threshold, on the score scale")
     threshold_source: str
+    speech_seconds: float = Field(ge=0, description=SPEECH_SECONDS)
+    ghost_mass: float | None = Field(ge=0, le=1, description=GHOST_MASS)
 
 
 class Candidate(BaseModel):
@@ -69,6 +86,8 @@ class Identified(BaseModel):
     candidates: list[Candidate] = Field(description="the top_k enrolled speakers, best score first")
     threshold: float
     threshold_source: str
+    speech_seconds: float = Field(ge=0, description=SPEECH_SECONDS)
+    ghost_mass: float | None = Field(ge=0, le=1, description=GHOST_MASS)
 
 
 class Removed(BaseModel):

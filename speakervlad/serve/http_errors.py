@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import (
     AudioError,
     EmbeddingError,
+    InsufficientSpeechError,
     SpeakerVladError,
     StoreError,
     StoreUnavailableError,
@@ -60,6 +61,8 @@ class ErrorCode(str, Enum):
     TOO_LONG = "too_long", 413, "a recording is longer than the server's duration limit"
     INVALID_SPEAKER_ID = "invalid_speaker_id", 422, "the speaker id breaks the id rule (or is the reserved 'unknown')"
     INVALID_REQUEST = "invalid_request", 422, "a parameter or form field is missing or invalid"
+    INSUFFICIENT_SPEECH = ("insufficient_speech", 422, "a recording holds too little speech (as the voice activity "
+                           "detector finds it) for the operation; nothing was stored: send one with more speech")
     INTERNAL_ERROR = "internal_error", 500, "a bug in the server (see its log)"
     STORE_UNAVAILABLE = ("store_unavailable", 503, "the enrollment store is locked or failing; nothing was "
                          "changed: send the same request again after Retry-After seconds",
@@ -90,6 +93,7 @@ def error_response(code: ErrorCode, detail: str, headers: dict[str, str] | None 
 #: library exceptions, most specific first
 LIBRARY_ERRORS: tuple[tuple[type[SpeakerVladError], ErrorCode], ...] = (
     (UnknownSpeakerError, ErrorCode.UNKNOWN_SPEAKER),
+    (InsufficientSpeechError, ErrorCode.INSUFFICIENT_SPEECH),  # an AudioError the client fixes with more speech
     (AudioError, ErrorCode.BAD_AUDIO),
     (EmbeddingError, ErrorCode.BAD_AUDIO),
     (StoreUnavailableError, ErrorCode.STORE_UNAVAILABLE),  # locked, disk full: retry later
