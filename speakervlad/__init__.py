@@ -30,9 +30,9 @@ from .errors import (
 # torch-backed names load on first use, so that `import speakervlad` (and the torch-free
 # speakervlad.embedding.onnx_embedder) start fast and work where only onnxruntime is wanted
 _LAZY = {
-    "Decision": "api",
-    "IdentifyResult": "api",
-    "Verifier": "api",
+    "Decision": "verification.verifier",
+    "IdentifyResult": "verification.verifier",
+    "Verifier": "verification.verifier",
     "EmbeddingModel": "embedding.torch_embedder",
     "load_model": "embedding.torch_embedder",
     "OnnxEmbedder": "embedding.onnx_embedder",

@@ -10,10 +10,10 @@ import soundfile as sf
 import soxr
 from helpers_api import RATE, make_checkpoint, one_torch_thread, voice, write_voice
 
-from speakervlad.api import UNKNOWN, Verifier
 from speakervlad.errors import AudioError, CalibrationError, StoreError
-from speakervlad.quality import SpeechGate
 from speakervlad.scoring.calibration import Calibration, fit_calibration
+from speakervlad.verification.quality import SpeechGate
+from speakervlad.verification.verifier import UNKNOWN, Verifier
 
 
 @pytest.fixture(autouse=True, scope="module")

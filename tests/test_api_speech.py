@@ -10,12 +10,12 @@ import pytest
 from conftest import TINY, speech, write_wav
 from helpers_api import RATE, make_checkpoint, one_torch_thread
 
-from speakervlad.api import Verifier
 from speakervlad.cli.main import main
 from speakervlad.data.padding import pad_with_non_speech
 from speakervlad.embedding.vad import VoiceActivityDetector
 from speakervlad.errors import InsufficientSpeechError
-from speakervlad.quality import SpeechGate
+from speakervlad.verification.quality import SpeechGate
+from speakervlad.verification.verifier import Verifier
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -237,10 +237,10 @@ def test_locked_store_is_503_and_nothing_changes(tmp_path: Path, monkeypatch: py
     import asyncio
     import sqlite3
 
-    from speakervlad import store as store_module
-    from speakervlad.api import Verifier
+    from speakervlad.verification import store as store_module
     from speakervlad.serve import create_app
-    from speakervlad.store import EnrollmentStore
+    from speakervlad.verification.store import EnrollmentStore
+    from speakervlad.verification.verifier import Verifier
 
     monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 100)
     db = tmp_path / "voices.db"

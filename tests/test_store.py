@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from speakervlad.errors import StoreError, UnknownSpeakerError
-from speakervlad.identifiers import validate_speaker_id
-from speakervlad.quality import RecordingQuality
-from speakervlad.store import EnrollmentStore
-from speakervlad.store_schema import SCHEMA_VERSION
+from speakervlad.verification.identifiers import validate_speaker_id
+from speakervlad.verification.quality import RecordingQuality
+from speakervlad.verification.store import EnrollmentStore
+from speakervlad.verification.store_schema import SCHEMA_VERSION
 
 FP = "a" * 64
 OTHER_FP = "b" * 64

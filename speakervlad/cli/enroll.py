@@ -10,11 +10,11 @@ import argparse
 import json
 from pathlib import Path
 
-from ..api import Decision, IdentifyResult, Verifier
 from ..errors import StoreError
-from ..identifiers import UNKNOWN
-from ..quality import Purpose
-from ..store import EnrollmentStore
+from ..verification.identifiers import UNKNOWN
+from ..verification.quality import Purpose
+from ..verification.store import EnrollmentStore
+from ..verification.verifier import Decision, IdentifyResult, Verifier
 from .speech_args import add_min_speech_arg, add_vad_args, describe_quality, gate_from_args, vad_from_args
 
 EXIT_ACCEPTED, EXIT_REJECTED = 0, 1

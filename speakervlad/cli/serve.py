@@ -8,12 +8,12 @@ from pathlib import Path
 
 import torch
 
-from ..api import Verifier
 from ..embedding.torch_embedder import retain_freed_memory
 from ..errors import ConfigError
-from ..quality import SpeechGate
 from ..serve import API_KEY_ENV, create_app, load_api_key
-from ..store import EnrollmentStore
+from ..verification.quality import SpeechGate
+from ..verification.store import EnrollmentStore
+from ..verification.verifier import Verifier
 from .speech_args import add_vad_args, vad_from_args
 
 logger = logging.getLogger(__name__)

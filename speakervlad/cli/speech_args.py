@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..embedding.vad import VadOptions
-from ..quality import Purpose, RecordingQuality, SpeechGate
+from ..verification.quality import Purpose, RecordingQuality, SpeechGate
 
 
 def add_vad_args(parser: argparse.ArgumentParser, default: bool) -> None:

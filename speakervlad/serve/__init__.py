@@ -1,4 +1,5 @@
-"""HTTP service over a :class:`~speakervlad.api.Verifier` (FastAPI; OpenAPI at ``/openapi.json``, docs at ``/docs``).
+"""HTTP service over a :class:`~speakervlad.verification.verifier.Verifier` (FastAPI; OpenAPI at
+``/openapi.json``, docs at ``/docs``).
 
 Voiceprints are biometric data, so every operation except ``/health`` (and the
 API docs) needs the API key, as ``Authorization: Bearer KEY`` or ``X-API-Key:

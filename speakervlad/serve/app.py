@@ -17,10 +17,10 @@ from fastapi import FastAPI, UploadFile
 from fastapi.openapi.utils import get_openapi
 
 from .. import __version__
-from ..api import Verifier
 from ..audio import SAMPLE_RATE
 from ..errors import CalibrationError, ConfigError, StoreError
-from ..identifiers import UNKNOWN, recording_label, validate_enrollable_id, validate_speaker_id
+from ..verification.identifiers import UNKNOWN, recording_label, validate_enrollable_id, validate_speaker_id
+from ..verification.verifier import Verifier
 from .auth import PUBLIC_PATHS, SECURITY, SECURITY_SCHEMES, Guard
 from .contract import (
     Enrolled,

@@ -1,7 +1,7 @@
 """What the HTTP service promises, as OpenAPI sees it: answer models, the speaker-id
 parameter, upload fields, and the links between operations.
 
-The speaker-id rule comes from :mod:`speakervlad.identifiers`, the same constants the
+The speaker-id rule comes from :mod:`speakervlad.verification.identifiers`, the same constants the
 store checks, so the schema and the service cannot disagree about it.
 
 >>> Enrolled(speaker_id="alice", added=1, recordings=3, added_recordings=[
@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from fastapi import File, Path, Query
 from pydantic import BaseModel, BeforeValidator, Field
 
-from ..identifiers import SPEAKER_ID_MAX_CHARS, SPEAKER_ID_PATTERN, UNKNOWN
+from ..verification.identifiers import SPEAKER_ID_MAX_CHARS, SPEAKER_ID_PATTERN, UNKNOWN
 
 SPEAKER_ID_RULE = (f"1-{SPEAKER_ID_MAX_CHARS} ASCII characters from letters, digits and `. _ - @`, "
                    "not starting with `.`")

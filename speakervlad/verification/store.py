@@ -6,7 +6,7 @@ concurrent processes wait for each other instead of failing, every write in one
 fully enrolled or absent), and only parameterised SQL. The schema is versioned
 (``PRAGMA user_version`` and a ``meta`` table); a store written by a newer
 version is refused rather than misread, and one written by an older version is
-migrated in place when it is opened (:mod:`speakervlad.store_schema`).
+migrated in place when it is opened (:mod:`speakervlad.verification.store_schema`).
 
 Each embedding records the fingerprint of the model that produced it; reading a
 profile for another model is refused, because scores across models mean nothing.
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import StoreError, StoreUnavailableError, UnknownSpeakerError
+from ..errors import StoreError, StoreUnavailableError, UnknownSpeakerError
 from .identifiers import validate_label, validate_speaker_id
 from .quality import RecordingQuality
 from .store_schema import create_or_upgrade

@@ -16,7 +16,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from .errors import StoreError
+from ..errors import StoreError
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from .errors import ConfigError, InsufficientSpeechError
+from ..errors import ConfigError, InsufficientSpeechError
 
 Purpose = Literal["enroll", "verify", "identify"]
 _NAMES = {"enroll": "enrollment", "verify": "verification", "identify": "identification"}

@@ -1,7 +1,7 @@
 """Verifier: enroll, verify and identify speakers with calibrated decisions.
 
 A :class:`Verifier` joins a model (``load_model``), its calibration (score ->
-log-likelihood ratio) and an :class:`~speakervlad.store.EnrollmentStore`.
+log-likelihood ratio) and an :class:`~speakervlad.verification.store.EnrollmentStore`.
 Scores are cosine similarities; a speaker's profile is the mean of their
 L2-normalised per-recording embeddings, re-normalised. Thresholds come from
 calibration (a target false-accept rate or the Bayes threshold at a stated
@@ -9,7 +9,7 @@ prior), or from an explicit ``threshold`` -- never from a built-in number.
 
 Real recordings carry silence and noise, so by default a Verifier embeds each
 recording's speech alone (``vad=True``: Silero VAD segments, cut and joined)
-and its :class:`~speakervlad.quality.SpeechGate` refuses recordings with too
+and its :class:`~speakervlad.verification.quality.SpeechGate` refuses recordings with too
 little speech (2 s to enroll, 1 s to verify or identify) with
 :class:`~speakervlad.errors.InsufficientSpeechError`, before anything is stored.
 Every decision reports the seconds of speech it used and, for GhostVLAD models,
@@ -36,14 +36,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .audio import audio_label
-from .embedding.embedder import l2_normalize
-from .embedding.torch_embedder import EmbeddingModel, load_model
-from .embedding.vad import Vad, VoiceActivityDetector, vad_options
-from .errors import AudioError, CalibrationError, InsufficientSpeechError, StoreError
+from ..audio import audio_label
+from ..embedding.embedder import l2_normalize
+from ..embedding.torch_embedder import EmbeddingModel, load_model
+from ..embedding.vad import Vad, VoiceActivityDetector, vad_options
+from ..errors import AudioError, CalibrationError, InsufficientSpeechError, StoreError
+from ..scoring.calibration import Calibration
 from .identifiers import UNKNOWN, validate_enrollable_id
 from .quality import Purpose, RecordingQuality, SpeechGate
-from .scoring.calibration import Calibration
 from .store import EnrollmentStore
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import StoreError
+from ..errors import StoreError
 
 SPEAKER_ID_PATTERN = r"^[A-Za-z0-9_@-][A-Za-z0-9._@-]{0,63}$"
 SPEAKER_ID_MAX_CHARS = 64
