@@ -237,8 +237,8 @@ def test_locked_store_is_503_and_nothing_changes(tmp_path: Path, monkeypatch: py
     import asyncio
     import sqlite3
 
-    from speakervlad.verification import store as store_module
     from speakervlad.serve import create_app
+    from speakervlad.verification import store as store_module
     from speakervlad.verification.store import EnrollmentStore
     from speakervlad.verification.verifier import Verifier
 
