@@ -14,6 +14,7 @@ further row switches one difference to the trainer's way, alone:
     G  the speaker-balanced sampler, epochs of 16 draws per speaker (the loop: uniform, with replacement)
     H  all of D-G: the trainer's defaults after the fix
     I  all of B-G: the trainer before the fix
+    J  the trunk in bf16 autocast (optim.precision=bf16; a speed option, not a difference)
 
 Differences that are not config options (C, E, F, G) are patched into the trainer
 from here; F relies on the subset's one recording per speaker (label = recording).
@@ -105,6 +106,7 @@ ROWS: dict[str, tuple[str, list[str], set[str]]] = {
           {"normal_centres", "utterance_mean", "uniform_sampler"}),
     "I": ("trainer before the fix (A + B-G)", ["model.pooling.feature_dim=256", "model.embedding_norm=none"],
           set(LOOP_PATCHES)),
+    "J": ("A + the trunk in bf16 (optim.precision=bf16)", ["optim.precision=bf16"], set()),
 }
 
 

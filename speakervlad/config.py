@@ -109,7 +109,8 @@ class OptimConfig:
     warmup_epochs: int = 0
     final_lr: float = 5e-5
     grad_clip: float = 0.0  # 0 = off
-    precision: str = "fp32"  # fp32 | bf16 | fp16
+    # the trunk's precision: fp32 | bf16 | fp16 (GPU) | auto (bf16 where native, else fp32)
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)

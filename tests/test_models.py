@@ -169,3 +169,22 @@ def test_margin_heads():
     torch.testing.assert_close(aam(emb, labels), 32 * aam.cosine(emb), atol=1e-5, rtol=1e-5)
     soft = build_head(HeadConfig(name="softmax"), 8, 3)
     assert soft(emb, labels).shape == (4, 3)
+
+
+def test_bf16_trunk_keeps_features_pooling_and_embedding_in_fp32():
+    """trunk_dtype runs only the trunk under autocast: the result is fp32 and close to the fp32 network's,
+    and gradients reach every parameter."""
+    net = _randomise_norms(build_model(load_config("resnet34_ghostvlad").model))
+    waves = torch.from_numpy(np.stack([tone(2.0, freq=150.0, seed=0), tone(2.0, freq=210.0, seed=1)]))
+    seen = []
+    net.pooling.register_forward_pre_hook(lambda module, args: seen.append(args[0].dtype))
+    with torch.no_grad():
+        exact = net(waves)
+        low = net(waves, trunk_dtype=torch.bfloat16)
+    assert low.dtype == torch.float32 and seen == [torch.float32] * 2
+    cosine = torch.nn.functional.cosine_similarity(exact, low)
+    assert cosine.min() > 0.99, cosine
+    assert not torch.equal(exact, low)  # the trunk did compute in bf16
+    net.train()
+    net(waves, trunk_dtype=torch.bfloat16).pow(2).sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())

@@ -222,3 +222,24 @@ def test_two_process_gloo_ranks_end_identical(corpus, tmp_path):
     saved = load_checkpoint(tmp_path / "exp" / "checkpoints" / "epoch_002.pt")
     assert saved.training_state["world_size"] == 2
     assert torch.equal(saved.model_state["embedding.0.weight"], rank0["model.embedding.0.weight"])
+
+
+def test_bf16_trunk_run_resumes_exactly(corpus, reference, tmp_path):
+    """optim.precision=bf16 (the trunk under autocast) keeps resume exact, and does compute in bf16."""
+    whole = Trainer(tiny_config("optim.precision=bf16"), tmp_path / "whole", corpus)
+    whole.fit()
+    first = Trainer(tiny_config("optim.precision=bf16"), tmp_path / "resumed", corpus)
+    assert first.fit(max_steps=3).step == 1
+    Trainer(tiny_config("optim.precision=bf16"), tmp_path / "resumed", corpus).fit(resume=True)
+    assert_same_run(tmp_path / "resumed", tmp_path / "whole")
+    bf16, fp32 = final_weights(tmp_path / "whole"), final_weights(reference)
+    assert not torch.allclose(bf16["embedding.0.weight"], fp32["embedding.0.weight"], atol=1e-4)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bf16_only_where_the_cpu_computes_it(native, monkeypatch):
+    from speakervlad.train.optimizers import autocast_dtype
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert autocast_dtype("auto", torch.device("cpu")) == (torch.bfloat16 if native else None)

@@ -1,7 +1,9 @@
 """SpeakerNet: waveform -> frontend -> trunk -> pooling -> embedding layer.
 
 The embedding layer is a linear map, an optional ReLU and, by default, a
-BatchNorm1d (``model.embedding_norm``).
+BatchNorm1d (``model.embedding_norm``). A lower precision (``trunk_dtype``:
+bf16 autocast in training, as in inference) applies to the trunk only, the
+bulk of the compute; features, pooling and embedding stay in fp32.
 
 >>> from speakervlad.config import load_config
 >>> net = build_model(load_config("resnet34_tstp").model).eval()
@@ -59,17 +61,25 @@ class SpeakerNet(nn.Module):
         return self.min_samples / self.sample_rate
 
     def forward(
-        self, waves: Tensor, lengths: Tensor | None = None, augment_features: FeatureAugment | None = None
+        self, waves: Tensor, lengths: Tensor | None = None, augment_features: FeatureAugment | None = None,
+        trunk_dtype: torch.dtype | None = None,
     ) -> Tensor:
         """waves (B, N) at 16 kHz, lengths (B,) in samples -> embeddings (B, E).
 
         ``augment_features(feats, frame_lengths)`` (training only, e.g.
         SpecAugment) is applied between the frontend and the trunk.
+        ``trunk_dtype`` (bf16 or fp16) runs the trunk under autocast; its frames
+        return to fp32 before pooling.
         """
         feats, frame_lengths = self.frontend(waves, lengths)  # (B, F, T)
         if augment_features is not None:
             feats = augment_features(feats, frame_lengths)
-        frames, frame_lengths = self.trunk(feats, frame_lengths)  # (B, D, T')
+        if trunk_dtype is None:
+            frames, frame_lengths = self.trunk(feats, frame_lengths)  # (B, D, T')
+        else:
+            with torch.autocast(feats.device.type, dtype=trunk_dtype):
+                frames, frame_lengths = self.trunk(feats, frame_lengths)
+            frames = frames.float()
         return self.embedding(self.pooling(frames, frame_lengths))
 
     def _shortest_input(self) -> int:

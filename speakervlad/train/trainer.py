@@ -16,7 +16,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -73,12 +72,12 @@ class _EpochStats:
 class ModelWithHead(nn.Module):
     """The embedding network and its classification head, as one module for DDP."""
 
-    def __init__(self, model: nn.Module, head: nn.Module):
+    def __init__(self, model: nn.Module, head: nn.Module, trunk_dtype: torch.dtype | None = None):
         super().__init__()
-        self.model, self.head = model, head
+        self.model, self.head, self.trunk_dtype = model, head, trunk_dtype
 
     def forward(self, waves: Tensor, labels: Tensor, augment: Callable | None = None) -> Tensor:
-        embeddings = self.model(waves, augment_features=augment)  # (B, E)
+        embeddings = self.model(waves, augment_features=augment, trunk_dtype=self.trunk_dtype)  # (B, E)
         return self.head(embeddings, labels)  # (B, C)
 
 
@@ -108,10 +107,12 @@ class Trainer:
         self.speakers = SpeakerIndex.from_utterances(utts)
         self.model = build_model(config.model).to(self.device)
         self.head = build_head(config.head, self.model.embedding_dim, len(self.speakers)).to(self.device)
-        self.net = ModelWithHead(self.model, self.head)
+        self.autocast_dtype = autocast_dtype(config.optim.precision, self.device)  # for the trunk
+        logger.info("optim.precision=%s: the trunk computes in %s", config.optim.precision,
+                    "fp32" if self.autocast_dtype is None else str(self.autocast_dtype).removeprefix("torch."))
+        self.net = ModelWithHead(self.model, self.head, self.autocast_dtype)
         self.wrapped = ddp.wrap(self.net, self.env)
         self.optimizer = build_optimizer(config.optim, self.net.parameters())
-        self.autocast_dtype = autocast_dtype(config.optim.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         augmenter = None
         if config.augment.noise_prob > 0 or config.augment.reverb_prob > 0:
@@ -253,13 +254,8 @@ class Trainer:
         waves = waves.to(self.device, non_blocking=True)  # (B, N)
         labels = labels.to(self.device, non_blocking=True)  # (B,)
         augment = self._spec_augment(epoch, step)
-        autocast = (
-            torch.autocast(self.device.type, dtype=self.autocast_dtype)
-            if self.autocast_dtype is not None else nullcontext()
-        )
-        with autocast:
-            logits = self.wrapped(waves, labels, augment)  # (B, C)
-        loss = F.cross_entropy(logits.float(), labels)
+        logits = self.wrapped(waves, labels, augment)  # (B, C), the trunk at optim.precision
+        loss = F.cross_entropy(logits, labels)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.config.optim.grad_clip > 0:
