@@ -19,12 +19,12 @@ further row switches one difference to the trainer's way, alone:
 Differences that are not config options (C, E, F, G) are patched into the trainer
 from here; F relies on the subset's one recording per speaker (label = recording).
 
-Data: ``../shared/data/librispeech-train-clean-100-subset``, 51 speakers held out
-with the loop's split (seed 0). Trials, as the loop's: every held-out recording
-cut into 3 s pieces, all pairs (282 target / 16,189 non-target). A second list
-pairs the two halves of every held-out recording with each other and with all
-other halves (longer test material; 49-51 targets, so coarse). Every run trains
-``--steps`` steps; two seeds by default.
+Data and trials (:mod:`librispeech_heldout`): the loop's split of
+``../shared/data/librispeech-train-clean-100-subset`` (51 speakers held out,
+200 training recordings); all pairs of the held-out 3 s pieces (the loop's own
+trials, 282 target / 16,189 non-target) and of the recording halves (longer
+test material; 51 targets, so coarse). Every run trains ``--steps`` steps; two
+seeds by default.
 
     python benchmarks/training_ablation.py --work /tmp/ablation --steps 60 --parallel 2
     python benchmarks/training_ablation.py --work /tmp/ablation --table      # the table so far
@@ -54,20 +54,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+from librispeech_heldout import DEFAULT_DATA, LOOP, evaluate, prepare, training_utterances, trial_lists
 
 from speakervlad.config import apply_overrides, load_config
-from speakervlad.data.heldout import all_pairs, cut_segments, split_speakers
-from speakervlad.data.lists import Utterance, build_list
 from speakervlad.data.sampler import SpeakerBalancedSampler
-from speakervlad.embedding.torch_embedder import EmbeddingModel
-from speakervlad.scoring.metrics import eer
 from speakervlad.train.trainer import Trainer
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT / ".." / "shared" / "data" / "librispeech-train-clean-100-subset"
-LOOP = ROOT / ".." / "shared" / "reference" / "minimal_loop.py"
-PATTERN = r"^(?P<speaker>\d+)-"
-HELDOUT, SPLIT_SEED, PIECE_SECONDS = 51, 0, 3.0
 
 #: the loop's model and head in speakervlad's terms (the issue's config), with its VLAD over raw frames
 LOOP_MODEL = [
@@ -108,65 +99,6 @@ ROWS: dict[str, tuple[str, list[str], set[str]]] = {
           set(LOOP_PATCHES)),
     "J": ("A + the trunk in bf16 (optim.precision=bf16)", ["optim.precision=bf16"], set()),
 }
-
-
-# ----------------------------------------------------------------------------- data
-def prepare(data: Path, work: Path) -> dict:
-    """Training list, the loop's 3 s-piece trials and the halves trials (once per WORK)."""
-    done = work / "data" / "prepared.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    utts = build_list(data, pattern=PATTERN)
-    train, held = split_speakers(utts, HELDOUT, seed=SPLIT_SEED)
-    pieces = cut_segments(held, work / "data" / "pieces", PIECE_SECONDS)
-    halves = []
-    for utt in held:
-        wave, rate = sf.read(utt.path, dtype="float32")
-        middle = len(wave) // 2
-        for k, part in enumerate((wave[:middle], wave[middle:])):
-            key = f"{Path(utt.key).stem}_half{k}.wav"
-            path = work / "data" / "halves" / key
-            path.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(path, part, rate, subtype="PCM_16")
-            halves.append(Utterance(key, utt.speaker, str(path)))
-    info = {
-        "train": [[u.key, u.speaker, u.path] for u in train],
-        "lists": {
-            "pieces_3s": [[u.key, u.speaker, u.path] for u in pieces],
-            "halves": [[u.key, u.speaker, u.path] for u in halves],
-        },
-    }
-    done.write_text(json.dumps(info))
-    return info
-
-
-def trial_lists(info: dict) -> dict[str, tuple[list[str], np.ndarray, np.ndarray, np.ndarray]]:
-    """name -> (paths, enroll index, test index, labels)."""
-    out = {}
-    for name, rows in info["lists"].items():
-        utts = [Utterance(*row) for row in rows]
-        position = {u.key: i for i, u in enumerate(utts)}
-        trials = all_pairs(utts)
-        out[name] = (
-            [u.path for u in utts],
-            np.array([position[a] for a, _, _ in trials]),
-            np.array([position[b] for _, b, _ in trials]),
-            np.array([t for _, _, t in trials], dtype=bool),
-        )
-    return out
-
-
-def evaluate(model: torch.nn.Module, lists: dict) -> dict[str, float]:
-    """EER (%) of each trial list, cosine scoring, whole pieces."""
-    embedder = EmbeddingModel(model, fuse=False)
-    result = {}
-    for name, (paths, enroll, test, labels) in lists.items():
-        emb = embedder.embed_many(paths)
-        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-        scores = np.einsum("ij,ij->i", emb[enroll], emb[test])
-        result[f"eer_{name}"] = 100 * eer(scores, labels)[0]
-        result[f"targets_{name}"] = int(labels.sum())
-    return result
 
 
 # ----------------------------------------------------------------------------- patches
@@ -244,10 +176,9 @@ def run_one(args: argparse.Namespace, row: str, seed: int) -> dict:
         description, extra, trainer_side = ROWS[row]
         config = apply_overrides(load_config("resnet34_ghostvlad"),
                                  [*LOOP_RECIPE, *extra, f"train.seed={seed}", *args.overrides])
-    train = [Utterance(*r) for r in info["train"]]
     torch.set_num_threads(args.threads)
     losses: list[float] = []
-    trainer = Trainer(config, out, train)
+    trainer = Trainer(config, out, training_utterances(info))
     loop_side = set() if row.startswith(CONFIG_ROW) else LOOP_PATCHES - trainer_side
     restore_frontend = apply_patches(trainer, loop_side, seed, losses)
     started = time.monotonic()
