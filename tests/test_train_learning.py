@@ -2,10 +2,9 @@
 
 Generated audio (8 speakers of harmonic tones), a width-4 ResNet-34 + GhostVLAD.
 Measured on the shipped code: 0.33 (softmax), 0.49 (AM), 0.50 (AAM), 0.48 (AAM with the
-trunk in bf16); the same
-runs without the normalisation after the embedding layer (the trainer before
-it existed) stay at 0.51 / 0.69 / 0.62, so this test fails when training stops
-learning as fast. The real-speech counterpart is test_realdata_training.py.
+trunk in bf16); the same runs without the normalisation after the embedding layer (the
+trainer before it existed) stay at 0.51 / 0.69 / 0.62, so this test fails when margin
+training stops learning as fast. The real-speech counterpart is test_realdata_training.py.
 """
 from __future__ import annotations
 
