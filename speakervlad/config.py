@@ -37,6 +37,8 @@ class FrontendConfig:
     # spectrogram: "frame" (reference: per frame across frequency), "bin", "none"
     # fbank: "mean" (utterance mean subtraction), "none"
     normalize: str = "frame"
+    # spectrogram: "none" (reference: linear |STFT|) or "log" (log |STFT|, before normalisation)
+    compression: str = "none"
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,20 @@ def test_spectrogram_frame_and_bin_normalisation():
     np.testing.assert_allclose(per_bin(wave)[0][0].numpy(), expected, atol=1e-3)
 
 
+def test_log_spectrogram_is_log_librosa_magnitude_then_normalised():
+    fe = build_frontend(FrontendConfig(name="spectrogram", compression="log", normalize="frame"))
+    feats, frames = fe(*_batch(WAVES))
+    for i, wave in enumerate(WAVES):
+        mag = np.abs(librosa.stft(wave, n_fft=512, hop_length=160, win_length=400, window="hann", center=True,
+                                  pad_mode="constant")).astype(np.float64)
+        log = np.log(np.maximum(mag, 1e-6))
+        expected = (log - log.mean(0, keepdims=True)) / (log.std(0, keepdims=True) + 1e-5)
+        np.testing.assert_allclose(feats[i, :, : mag.shape[1]].numpy(), expected, atol=1e-3)
+        assert not feats[i, :, mag.shape[1]:].any()  # padding stays zero
+    louder = fe(torch.from_numpy(WAVES[0] * 8)[None])[0]  # a gain is a constant in the log: normalised away
+    np.testing.assert_allclose(louder[0].numpy(), feats[0, :, : louder.shape[-1]].numpy(), atol=1e-3)
+
+
 def test_fbank_equals_kaldi_batched():
     fe = build_frontend(FrontendConfig(name="fbank", n_mels=80, normalize="none"))
     feats, frames = fe(*_batch(WAVES))
@@ -67,3 +81,7 @@ def test_unknown_frontend_and_mode():
         build_frontend(FrontendConfig(name="mfcc"))
     with pytest.raises(ConfigError, match="mean|none"):
         build_frontend(FrontendConfig(name="fbank", normalize="frame"))
+    with pytest.raises(ConfigError, match="none|log"):
+        build_frontend(FrontendConfig(name="spectrogram", compression="sqrt"))
+    with pytest.raises(ConfigError, match="log-mel already"):
+        build_frontend(FrontendConfig(name="fbank", normalize="mean", compression="log"))

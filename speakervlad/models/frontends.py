@@ -25,6 +25,8 @@ from .masking import time_mask
 
 FRONTENDS: Registry[nn.Module] = Registry("frontend")
 EPS = 1e-5
+#: magnitudes below this are floored before ``compression: log`` (-120 dB of full scale)
+LOG_FLOOR = 1e-6
 
 NormStats = dict[str, Tensor]
 
@@ -77,15 +79,20 @@ class Spectrogram(Frontend):
     """Linear-magnitude STFT as in the reference system (Xie et al. 2019).
 
     512-point FFT of a 400-sample Hann window every 160 samples, centred frames
-    with zero padding (librosa's default), |STFT| with 257 bins. ``normalize``:
-    ``frame`` (reference: each frame standardised across frequency), ``bin``
-    (each frequency bin standardised over the utterance) or ``none``.
+    with zero padding (librosa's default), |STFT| with 257 bins. ``compression``:
+    ``none`` (reference: linear magnitude) or ``log`` (log |STFT|, floored at
+    1e-6). ``normalize``: ``frame`` (reference: each frame standardised across
+    frequency), ``bin`` (each frequency bin standardised over the utterance) or
+    ``none``.
     """
 
     def __init__(self, cfg: FrontendConfig):
         super().__init__()
         if cfg.normalize not in ("frame", "bin", "none"):
             raise ConfigError(f"spectrogram normalize must be frame|bin|none, got {cfg.normalize!r}")
+        if cfg.compression not in ("none", "log"):
+            raise ConfigError(f"spectrogram compression must be none|log, got {cfg.compression!r}")
+        self.log = cfg.compression == "log"
         self.sample_rate, self.n_fft = cfg.sample_rate, cfg.n_fft
         self.win_length, self.hop_length = cfg.win_length, cfg.hop_length
         self.num_bins = cfg.n_fft // 2 + 1
@@ -102,6 +109,8 @@ class Spectrogram(Frontend):
             waves, self.n_fft, self.hop_length, self.win_length, window=self.window,
             center=True, pad_mode="constant", return_complex=True,
         ).abs()  # (B, 257, T)
+        if self.log:
+            spec = spec.clamp_min(LOG_FLOOR).log()
         frame_lengths = self.frame_lengths(lengths)
         return spec * frame_mask(frame_lengths, spec.shape[-1])[:, None, :], frame_lengths
 
@@ -130,6 +139,9 @@ class Fbank(Frontend):
         super().__init__()
         if cfg.normalize not in ("mean", "none"):
             raise ConfigError(f"fbank normalize must be mean|none, got {cfg.normalize!r}")
+        if cfg.compression != "none":
+            raise ConfigError(f"fbank features are log-mel already: model.frontend.compression must be none, "
+                              f"got {cfg.compression!r}")
         self.sample_rate, self.hop_length, self.win_length = cfg.sample_rate, cfg.hop_length, cfg.win_length
         self.n_fft = 1 << (cfg.win_length - 1).bit_length()
         self.num_bins = cfg.n_mels
