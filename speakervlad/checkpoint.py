@@ -175,9 +175,23 @@ def set_calibration(path: str | Path, calibration: dict, out: str | Path | None 
     return _atomic_save(payload, Path(out) if out else path)
 
 
+#: model config fields added after the first release, with the value that reproduces the models
+#: made before them; left out of the fingerprint at that value, so those models keep theirs
+#: (enrollment stores and embedding caches recognise them after an upgrade)
+FIELDS_ADDED_LATER = {("embedding_norm",): "none", ("frontend", "compression"): "none"}
+
+
 def model_fingerprint(net: SpeakerNet) -> str:
     """A stable hash of the model config and weights (16 hex digits)."""
-    digest = hashlib.sha256(json.dumps(to_dict(net.config), sort_keys=True).encode())
+    config = to_dict(net.config)
+    for path, neutral in FIELDS_ADDED_LATER.items():
+        *parents, name = path
+        section = config
+        for key in parents:
+            section = section[key]
+        if section.get(name) == neutral:
+            del section[name]
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for key, value in sorted(net.state_dict().items()):
         digest.update(key.encode())
         digest.update(value.detach().cpu().contiguous().numpy().tobytes())

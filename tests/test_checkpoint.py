@@ -98,6 +98,25 @@ def test_format_1_checkpoints_load_without_embedding_norm(tmp_path):
     torch.testing.assert_close(loaded(wave), net.eval()(wave))
 
 
+def test_fields_added_later_leave_old_models_fingerprints_unchanged():
+    """A model whose config holds a later field at its old-behaviour value has the fingerprint its config
+    had before the field existed, so stores and embedding caches made before an upgrade still match."""
+    import hashlib
+    import json
+
+    from speakervlad.config import to_dict
+
+    net = build_model(_tiny("model.embedding_norm=none").model)
+    old_config = to_dict(net.config)
+    del old_config["embedding_norm"], old_config["frontend"]["compression"]
+    digest = hashlib.sha256(json.dumps(old_config, sort_keys=True).encode())
+    for key, value in sorted(net.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.numpy().tobytes())
+    assert model_fingerprint(net) == digest.hexdigest()[:16]
+    assert model_fingerprint(build_model(_tiny().model)) != model_fingerprint(net)  # batchnorm counts
+
+
 def test_embedding_norm_mismatch_is_named(tmp_path):
     cfg = _tiny()
     path = save_checkpoint(tmp_path / "m.pt", build_model(_tiny("model.embedding_norm=none").model), cfg)
