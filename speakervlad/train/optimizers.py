@@ -1,6 +1,5 @@
 """Optimisers and training precisions, chosen by name (``optim.optimizer``, ``optim.precision``).
 
->>> from speakervlad.config import OptimConfig
 The precision applies to the trunk (the bulk of the compute); features,
 pooling, embedding and head stay in fp32. ``auto`` takes bf16 where the
 hardware computes it natively (CPUs with AVX512-BF16 or AMX, GPUs with bf16)
