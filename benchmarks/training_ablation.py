@@ -249,6 +249,14 @@ def table(work: Path) -> str:
     return "\n".join(lines)
 
 
+def config_name(text: str) -> str:
+    """A --configs value; a key=value there is an override that argparse took for a config."""
+    if "=" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is an override, not a config: put overrides before "
+                                         "--configs/--rows, or after the other options")
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -256,7 +264,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60, help="training steps of every run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
-    parser.add_argument("--configs", nargs="+", default=[], metavar="CONFIG",
+    parser.add_argument("--configs", nargs="+", default=[], metavar="CONFIG", type=config_name,
                         help="instead of --rows: named configs or YAML files, trained with the loop's batches "
                         "and optimiser (their own model and head)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
