@@ -35,6 +35,8 @@ seeds by default.
 
 ``--configs`` trains each config's own model and head with the loop's batches and optimiser
 (no patches), to check that every shipped model learns per step as fast as the loop does.
+Overrides apply after the loop's settings, so ``optim.lr=0.001`` trains a config with Adam at
+1e-3 (the width-32 trunks need half the loop's LR: README, "The shipped configs, per step").
 
 Each run leaves WORK/runs/ROW_sSEED/result.json; finished runs are not redone.
 ``--loop-seconds S`` also runs the loop itself for S seconds (time-budgeted, so its
