@@ -8,7 +8,8 @@
 
 The matrix is memory-mapped on load, so a directory with millions of rows
 opens instantly. Directories are written to a temporary sibling and renamed
-into place, so a killed writer never leaves a half-written directory.
+into place, so a killed writer never leaves a half-written directory, and a
+reader that sees ``keys.txt`` sees every file written with it.
 
 >>> import numpy as np, tempfile
 >>> d = tempfile.mkdtemp() + "/emb"
@@ -22,7 +23,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,9 +73,13 @@ class Embeddings:
 
 
 def save_embeddings(
-    path: str | Path, keys: Sequence[str], matrix: np.ndarray, meta: dict | None = None
+    path: str | Path, keys: Sequence[str], matrix: np.ndarray, meta: dict | None = None,
+    files: Mapping[str, str] | None = None,
 ) -> None:
-    """Write an embedding directory atomically (replacing an existing one)."""
+    """Write an embedding directory atomically (replacing an existing one).
+
+    ``files``: more text files (name -> content) that appear with the rows in one rename.
+    """
     path = Path(path)
     matrix = np.asarray(matrix, dtype=np.float32)
     if matrix.ndim != 2 or matrix.shape[0] != len(keys):
@@ -89,6 +94,8 @@ def save_embeddings(
         (tmp / KEYS_FILE).write_text("".join(f"{key}\n" for key in keys))
         info = {"format": FORMAT_VERSION, "dim": int(matrix.shape[1]), "count": len(keys)}
         (tmp / META_FILE).write_text(json.dumps({**(meta or {}), **info}, indent=1))
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
             os.replace(path, old / "x")

@@ -53,7 +53,7 @@ from .shards import (
     shard_dir,
     shard_items,
     try_merge,
-    write_unusable,
+    unusable_report,
 )
 from .vad import VadOptions
 
@@ -307,10 +307,12 @@ def extract(
     if count > 1:
         info["shard"] = [index, count]
     kept = sorted(done) if keep_existing else [item.key for item in mine if item.key in done]
-    if not (is_complete(target) and computed == 0 and load_embeddings(target).keys == kept):
+    report = unusable_report(unusable)
+    unchanged = (is_complete(target) and computed == 0 and load_embeddings(target).keys == kept
+                 and _text(target / UNUSABLE_FILE) == report[UNUSABLE_FILE])
+    if not unchanged:
         save_embeddings(target, kept, np.stack([done[key] for key in kept]) if kept else
-                        np.zeros((0, model.embedding_dim), np.float32), info)
-    write_unusable(target, unusable)
+                        np.zeros((0, model.embedding_dim), np.float32), info, report)
     _report(unusable, target)
     result = ExtractResult(target, len(kept), computed, unusable, seconds, 0.0)
     if count > 1 and try_merge(out, count):
@@ -366,6 +368,10 @@ def _load(model: Embedder, item: Item, vad: VadOptions | None) -> np.ndarray | A
         return model.load(item.path, name=item.path, vad=vad)
     except AudioError as err:
         return err
+
+
+def _text(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.is_file() else None
 
 
 def _report(unusable: Sequence[Unusable], folder: Path) -> None:

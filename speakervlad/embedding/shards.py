@@ -1,12 +1,15 @@
 """Shards of a batch extraction and its report of unusable audio.
 
 ``--shard i/n`` (or torchrun's RANK/WORLD_SIZE) takes every n-th key of the
-sorted list; each shard writes ``OUT/shard-i-of-n`` with an ``unusable.tsv``;
-the last shard to finish merges them into ``OUT`` (rows in key order, equal to
-an unsharded run). Used by :mod:`speakervlad.embedding.extraction`.
+sorted list; each shard writes ``OUT/shard-i-of-n`` with an ``unusable.tsv``
+(in the same atomic write as its rows); the last shard to finish merges them into
+``OUT`` (rows in key order, equal to an unsharded run), which replaces the shard
+directories. Shards that finish together take turns on a lock file beside ``OUT``.
+Used by :mod:`speakervlad.embedding.extraction`.
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -21,7 +24,6 @@ from .directory import KEYS_FILE, Embeddings, load_embeddings, save_embeddings
 
 logger = logging.getLogger(__name__)
 
-MERGE_LOCK = ".merge-lock"
 UNUSABLE_FILE = "unusable.tsv"
 UNUSABLE_HEADER = "# unusable audio: key<TAB>path<TAB>reason"
 SHARD_DIR = re.compile(r"^shard-(\d+)-of-(\d+)$")
@@ -62,12 +64,11 @@ def is_complete(folder: Path) -> bool:
     return (folder / KEYS_FILE).is_file()
 
 
-def write_unusable(folder: Path, rows: Sequence[Unusable]) -> Path:
-    """Write the unusable-audio report ``folder/unusable.tsv`` (the header alone when none)."""
-    path = folder / UNUSABLE_FILE
+def unusable_report(rows: Sequence[Unusable]) -> dict[str, str]:
+    """The unusable-audio report as ``{"unusable.tsv": text}`` (the header alone when none),
+    to be written with the rows: ``save_embeddings(..., files=unusable_report(rows))``."""
     clean = [(k, p, " ".join(r.split())) for k, p, r in rows]
-    path.write_text("\n".join([UNUSABLE_HEADER] + ["\t".join(row) for row in sorted(clean)]) + "\n", encoding="utf-8")
-    return path
+    return {UNUSABLE_FILE: "\n".join([UNUSABLE_HEADER] + ["\t".join(row) for row in sorted(clean)]) + "\n"}
 
 
 def read_unusable(folder: Path) -> list[Unusable]:
@@ -104,8 +105,7 @@ def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Embeddings:
     unusable = [row for path in shards for row in read_unusable(Path(path))]
     meta = {k: v for k, v in loaded[0].meta.items() if k not in ("shard", "count")}
     meta["unusable"] = len(unusable)
-    save_embeddings(out, [keys[i] for i in order], matrix[order], meta)
-    write_unusable(Path(out), unusable)
+    save_embeddings(out, [keys[i] for i in order], matrix[order], meta, unusable_report(unusable))
     return load_embeddings(out)
 
 
@@ -116,17 +116,23 @@ def find_shards(folder: str | Path) -> list[Path]:
 
 
 def try_merge(out: Path, count: int) -> bool:
-    """Merge the shards under ``out`` if all are complete and no other process is merging."""
+    """Merge the shards under ``out`` if all are complete; True once ``out`` holds the merge.
+
+    The lock beside ``out`` (not in it: the merge replaces ``out``) is released by the
+    kernel when its holder ends, so a killed merge never blocks the next run's.
+    """
     shards = [shard_dir(out, i, count) for i in range(count)]
-    if not all(is_complete(path) for path in shards):
+    lock_path = out.parent / f".{out.name}.merge-lock"
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_complete(out) and not any(path.exists() for path in shards):
+            logger.info("another process merged the shards into %s", out)
+            return True
         waiting = sum(not is_complete(path) for path in shards)
-        logger.info("%d of %d shards still running; the last to finish merges them into %s", waiting, count, out)
-        return False
-    try:
-        os.close(os.open(out / MERGE_LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        logger.info("another process is merging the shards into %s", out)
-        return False
-    merged = merge_shards(shards, out)
+        if waiting:
+            logger.info("%d of %d shards still running; the last to finish merges them into %s", waiting, count, out)
+            return False
+        merged = merge_shards(shards, out)
+        lock_path.unlink(missing_ok=True)  # only a finished merge removes it: a late shard finds OUT merged
     logger.info("merged %d shards into %s (%d embeddings)", count, out, len(merged))
     return True
