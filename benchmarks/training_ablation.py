@@ -18,6 +18,15 @@ further row switches one difference to the trainer's way, alone:
     K  A with the loop's classifier initialisation N(0, 0.01^2) instead of Xavier's (a
        difference found after A-J were made: A keeps the trainer's, so K moves towards the loop)
 
+Rows L-O walk from J towards ``thin_resnet34_ghostvlad`` (the reference system), one of its
+differences at a time, to find which of them slows its learning per step:
+
+    L  the thin ResNet-34 trunk (7x7 stem, bottleneck stages 48-512, /16 in time), on the same fbank
+    M  thin's input: the 257-bin linear spectrogram, each frame standardised across frequency
+    N  thin's head: softmax (the loop: AAM-softmax m 0.2 s 30)
+    O  thin's sizes: a 1x1 projection (+ReLU) to 512-d before VLAD, a 512-d embedding with ReLU
+    P  L with every residual block starting as its shortcut (train.zero_init_residual=true)
+
 Differences that are not config options (C, E, F, G, K) are patched into the trainer
 from here; F relies on the subset's one recording per speaker (label = recording).
 
@@ -105,6 +114,16 @@ ROWS: dict[str, tuple[str, list[str], set[str]]] = {
           set(LOOP_PATCHES)),
     "J": ("A + the trunk in bf16 (optim.precision=bf16)", ["optim.precision=bf16"], set()),
     "K": ("A - Xavier classifier weights: N(0, 0.01^2), as the loop", [], {SMALL_HEAD}),
+    "L": ("J + the thin ResNet-34 trunk", ["optim.precision=bf16", "model.trunk=thin_resnet34"], set()),
+    "M": ("J + thin's input: 257-bin linear spectrogram, frames standardised",
+          ["optim.precision=bf16", "model.frontend.name=spectrogram", "model.frontend.normalize=frame",
+           "model.frontend.compression=none"], set()),
+    "N": ("J + thin's head: softmax", ["optim.precision=bf16", "head.name=softmax"], set()),
+    "O": ("J + thin's sizes: 512-d projection before VLAD, 512-d ReLU embedding",
+          ["optim.precision=bf16", "model.pooling.feature_dim=512", "model.embedding_dim=512",
+           "model.embedding_activation=relu"], set()),
+    "P": ("L + residual blocks start as their shortcut (train.zero_init_residual)",
+          ["optim.precision=bf16", "model.trunk=thin_resnet34", "train.zero_init_residual=true"], set()),
 }
 
 

@@ -126,6 +126,9 @@ class TrainConfig:
     # in the budget, so the lr schedule completes within it (speakervlad/train/budget.py)
     fit_to_budget: bool = False
     keep_checkpoints: int = 10
+    # start each residual block as the identity: the last BatchNorm of its residual branch gets
+    # scale 0 (Goyal et al. 2017); an initialisation, so models and checkpoints are unchanged
+    zero_init_residual: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ def test_named_configs_load():
     assert ref.model.frontend.name == "spectrogram"
     assert (ref.model.pooling.clusters, ref.model.pooling.ghost_clusters) == (8, 2)
     assert ref.head.name == "softmax"  # the authors' released 3.22 % model (--loss softmax)
+    assert ref.train.zero_init_residual  # the thin trunk learns per step as fast as the loop (README)
     assert ref.data.crop_seconds == 2.5
 
 

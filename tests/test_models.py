@@ -38,6 +38,21 @@ def test_resnet34_map_and_width():
     assert ResNet34(80, width=16).out_dim == 128 * 10
 
 
+@pytest.mark.parametrize("trunk, bins", [(ResNet34(40, width=4), 40), (ThinResNet34(64), 64)], ids=["resnet34", "thin"])
+def test_zero_init_residual_starts_every_block_as_its_shortcut(trunk, bins):
+    trunk.zero_init_residual_()  # train.zero_init_residual
+    seen = []
+    hooks = [block.register_forward_hook(lambda block, args, out: seen.append((block, args[0], out[0])))
+             for block in trunk.blocks]
+    with torch.no_grad():
+        trunk.eval()(torch.randn(2, bins, 48), torch.tensor([48, 48]))
+    for hook in hooks:
+        hook.remove()
+    for block, x, out in seen:
+        torch.testing.assert_close(out, block.shortcut(x).relu())
+    assert len(seen) == len(trunk.blocks) > 10
+
+
 @pytest.mark.parametrize(
     "name, params",
     [("thin_resnet34_ghostvlad", 7.66e6), ("resnet34_tstp", 6.63e6)],

@@ -51,6 +51,11 @@ class _InPlace(nn.Module):
 class BasicBlock(_InPlace):
     """Two 3x3 convolutions with a shortcut (ResNet-18/34)."""
 
+    @property
+    def last_norm(self) -> nn.BatchNorm2d:
+        """The residual branch's last BatchNorm (zeroed by :meth:`_Stages.zero_init_residual_`)."""
+        return self.conv2[1]
+
     def __init__(self, cin: int, cout: int, stride: int):
         super().__init__()
         self.conv1 = _conv_bn(cin, cout, 3, stride)
@@ -67,6 +72,10 @@ class BasicBlock(_InPlace):
 
 class Bottleneck(_InPlace):
     """1x1 (strided) -> 3x3 -> 1x1 with a shortcut, as in the reference Keras code."""
+
+    @property
+    def last_norm(self) -> nn.BatchNorm2d:
+        return self.expand[1]
 
     def __init__(self, cin: int, widths: tuple[int, int, int], stride: int):
         super().__init__()
@@ -86,6 +95,11 @@ class Bottleneck(_InPlace):
 
 
 class _Stages(_InPlace):
+    def zero_init_residual_(self) -> None:
+        """Make every residual block start as its shortcut (``train.zero_init_residual``)."""
+        for block in self.blocks:
+            nn.init.zeros_(block.last_norm.weight)
+
     def run_blocks(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         for block in self.blocks:
             x, lengths = block(x, lengths)

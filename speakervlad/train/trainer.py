@@ -106,6 +106,8 @@ class Trainer:
         utts = add_speed_perturbation(utterances) if config.augment.speed_perturb else list(utterances)
         self.speakers = SpeakerIndex.from_utterances(utts)
         self.model = build_model(config.model).to(self.device)
+        if config.train.zero_init_residual:
+            self.model.trunk.zero_init_residual_()
         self.head = build_head(config.head, self.model.embedding_dim, len(self.speakers)).to(self.device)
         self.autocast_dtype = autocast_dtype(config.optim.precision, self.device)  # for the trunk
         logger.info("optim.precision=%s: the trunk computes in %s", config.optim.precision,
