@@ -60,7 +60,7 @@ def test_loss_falls_within_sixty_steps(head, tones, tmp_path, one_thread):
 def test_zero_init_residual_is_applied_to_the_trunk_at_the_start(tones, tmp_path):
     def last_norm_scales(*overrides):
         trainer = Trainer(apply_overrides(ExperimentConfig(), [*SMALL_GHOSTVLAD, *overrides]), tmp_path, tones)
-        return {float(block.last_norm.weight.abs().max()) for block in trainer.model.trunk.blocks}
+        return {float(block.last_norm.weight.detach().abs().max()) for block in trainer.model.trunk.blocks}
 
     assert last_norm_scales("train.zero_init_residual=true") == {0.0}
     assert last_norm_scales() == {1.0}  # the default: PyTorch's BatchNorm initialisation
