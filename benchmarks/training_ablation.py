@@ -18,7 +18,7 @@ further row switches one difference to the trainer's way, alone:
     K  A with the loop's classifier initialisation N(0, 0.01^2) instead of Xavier's (a
        difference found after A-J were made: A keeps the trainer's, so K moves towards the loop)
 
-Rows L-O walk from J towards ``thin_resnet34_ghostvlad`` (the reference system), one of its
+Rows L-P walk from J towards ``thin_resnet34_ghostvlad`` (the reference system), one of its
 differences at a time, to find which of them slows its learning per step:
 
     L  the thin ResNet-34 trunk (7x7 stem, bottleneck stages 48-512, /16 in time), on the same fbank
@@ -99,6 +99,10 @@ LOOP_PATCHES = {"fresh_crops", "normal_centres", "utterance_mean", "uniform_samp
 #: a loop-side switch that row A leaves the trainer's way (found after the first table was made)
 SMALL_HEAD = "small_head"
 
+#: row J's change (rows L-P start from J), and row L's
+J_OVERRIDES = ["optim.precision=bf16"]
+THIN_TRUNK = [*J_OVERRIDES, "model.trunk=thin_resnet34"]
+
 ROWS: dict[str, tuple[str, list[str], set[str]]] = {
     # name: (description, extra overrides, loop-side patches *removed*, or SMALL_HEAD *added*)
     "A": ("the loop's recipe in the trainer", [], set()),
@@ -112,18 +116,18 @@ ROWS: dict[str, tuple[str, list[str], set[str]]] = {
           {"normal_centres", "utterance_mean", "uniform_sampler"}),
     "I": ("trainer before the fix (A + B-G)", ["model.pooling.feature_dim=256", "model.embedding_norm=none"],
           set(LOOP_PATCHES)),
-    "J": ("A + the trunk in bf16 (optim.precision=bf16)", ["optim.precision=bf16"], set()),
+    "J": ("A + the trunk in bf16 (optim.precision=bf16)", J_OVERRIDES, set()),
     "K": ("A - Xavier classifier weights: N(0, 0.01^2), as the loop", [], {SMALL_HEAD}),
-    "L": ("J + the thin ResNet-34 trunk", ["optim.precision=bf16", "model.trunk=thin_resnet34"], set()),
+    "L": ("J + the thin ResNet-34 trunk", THIN_TRUNK, set()),
     "M": ("J + thin's input: 257-bin linear spectrogram, frames standardised",
-          ["optim.precision=bf16", "model.frontend.name=spectrogram", "model.frontend.normalize=frame",
+          [*J_OVERRIDES, "model.frontend.name=spectrogram", "model.frontend.normalize=frame",
            "model.frontend.compression=none"], set()),
-    "N": ("J + thin's head: softmax", ["optim.precision=bf16", "head.name=softmax"], set()),
+    "N": ("J + thin's head: softmax", [*J_OVERRIDES, "head.name=softmax"], set()),
     "O": ("J + thin's sizes: 512-d projection before VLAD, 512-d ReLU embedding",
-          ["optim.precision=bf16", "model.pooling.feature_dim=512", "model.embedding_dim=512",
+          [*J_OVERRIDES, "model.pooling.feature_dim=512", "model.embedding_dim=512",
            "model.embedding_activation=relu"], set()),
     "P": ("L + residual blocks start as their shortcut (train.zero_init_residual)",
-          ["optim.precision=bf16", "model.trunk=thin_resnet34", "train.zero_init_residual=true"], set()),
+          [*THIN_TRUNK, "train.zero_init_residual=true"], set()),
 }
 
 

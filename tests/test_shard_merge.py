@@ -8,6 +8,7 @@ import pytest
 from speakervlad.embedding.directory import load_embeddings, save_embeddings
 from speakervlad.embedding.shards import (
     UNUSABLE_FILE,
+    merge_lock_path,
     merge_shards,
     read_unusable,
     shard_dir,
@@ -31,7 +32,7 @@ def assert_merged(out):
     np.testing.assert_array_equal(np.asarray(merged.matrix)[:, 0], [0, 1, 2])
     assert sorted(key for key, _, _ in read_unusable(out)) == ["bad0", "bad1", "bad2"]
     assert not any(shard_dir(out, i, COUNT).exists() for i in range(COUNT))  # replaced by the merge
-    assert not (out.parent / f".{out.name}.merge-lock").exists()
+    assert not merge_lock_path(out).exists()
 
 
 def test_the_report_is_written_with_the_rows(tmp_path):
@@ -64,7 +65,7 @@ def test_shards_finishing_together_all_see_one_merge(tmp_path, attempt):
 def test_a_shard_arriving_during_the_merge_waits_and_finds_it_done(tmp_path):
     out = tmp_path / "emb"
     finished_shards(out)
-    lock_path = tmp_path / ".emb.merge-lock"
+    lock_path = merge_lock_path(out)
     result = []
     with open(lock_path, "a") as held:  # another process is merging
         fcntl.flock(held, fcntl.LOCK_EX)
@@ -81,7 +82,7 @@ def test_a_shard_arriving_during_the_merge_waits_and_finds_it_done(tmp_path):
 def test_a_lock_left_by_a_killed_merge_does_not_block(tmp_path):
     out = tmp_path / "emb"
     finished_shards(out)
-    (tmp_path / ".emb.merge-lock").write_text("")  # its holder died: the kernel dropped its lock
+    merge_lock_path(out).write_text("")  # its holder died: the kernel dropped its lock
     assert try_merge(out, COUNT)
     assert_merged(out)
 

@@ -115,6 +115,11 @@ def find_shards(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and SHARD_DIR.match(p.name)) if folder.is_dir() else []
 
 
+def merge_lock_path(out: Path) -> Path:
+    """The lock file that shards merging into ``out`` take turns on (beside ``out``, not in it)."""
+    return out.parent / f".{out.name}.merge-lock"
+
+
 def try_merge(out: Path, count: int) -> bool:
     """Merge the shards under ``out`` if all are complete; True once ``out`` holds the merge.
 
@@ -122,7 +127,7 @@ def try_merge(out: Path, count: int) -> bool:
     kernel when its holder ends, so a killed merge never blocks the next run's.
     """
     shards = [shard_dir(out, i, count) for i in range(count)]
-    lock_path = out.parent / f".{out.name}.merge-lock"
+    lock_path = merge_lock_path(out)
     with open(lock_path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if is_complete(out) and not any(path.exists() for path in shards):
