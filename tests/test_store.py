@@ -112,7 +112,8 @@ def test_bad_embeddings_are_refused(store: EnrollmentStore) -> None:
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "voices.db"
-    EnrollmentStore(path).close()
+    with EnrollmentStore(path) as created:
+        assert created.speakers() == []
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer speakervlad"):
@@ -152,7 +153,8 @@ def test_a_v1_store_is_migrated_in_place(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
-    EnrollmentStore(path).close()  # opening a migrated store again changes nothing
+    EnrollmentStore(path).close()  # opening a migrated store again (an existing file is checked at once)
+    # changes nothing
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 3
 
@@ -186,6 +188,19 @@ def test_foreign_files_are_refused(tmp_path: Path) -> None:
         EnrollmentStore(junk)
     with pytest.raises(StoreError, match="does not exist"):
         EnrollmentStore(tmp_path / "missing" / "voices.db")
+
+
+def test_a_new_store_is_created_at_its_first_use(tmp_path: Path) -> None:
+    path = tmp_path / "voices.db"
+    store = EnrollmentStore(path)
+    assert not path.exists()  # an enrollment that fails before storing leaves no file
+    with pytest.raises(StoreError, match="invalid speaker id"):
+        store.add("a b", np.ones((1, 4)), ["1"], FP)
+    assert not path.exists()
+    assert store.add("alice", np.ones((1, 4)), ["1"], FP) == 1
+    assert path.exists() and EnrollmentStore(path).speakers()[0].speaker_id == "alice"
+    reader = EnrollmentStore(tmp_path / "other.db")
+    assert reader.speakers() == [] and (tmp_path / "other.db").exists()  # a read creates it, as before
 
 
 def test_writer_waits_for_a_held_lock(store: EnrollmentStore) -> None:
@@ -270,8 +285,7 @@ def _spawn(db: Path, role: str, k: int, go: Path) -> multiprocessing.Process:
 
 
 def test_concurrent_processes_lose_nothing(tmp_path: Path) -> None:
-    db, go = tmp_path / "voices.db", tmp_path / "go"
-    EnrollmentStore(db).close()
+    db, go = tmp_path / "voices.db", tmp_path / "go"  # no file yet: the first writers create it together
     procs = [_spawn(db, "writer", k, go) for k in range(4)] + [_spawn(db, "reader", k, go) for k in range(2)]
     time.sleep(0.2)
     go.touch()

@@ -7,6 +7,9 @@ fully enrolled or absent), and only parameterised SQL. The schema is versioned
 (``PRAGMA user_version`` and a ``meta`` table); a store written by a newer
 version is refused rather than misread, and one written by an older version is
 migrated in place when it is opened (:mod:`speakervlad.verification.store_schema`).
+A missing file is created at the store's first read or write, not when the
+object is made, so an enrollment refused before anything is stored (an
+unreadable file, too little speech) leaves no empty store behind.
 
 Each embedding records the fingerprint of the model that produced it; reading a
 profile for another model is refused, because scores across models mean nothing.
@@ -73,9 +76,12 @@ class EnrollmentStore:
         if not self.path.parent.exists():
             raise StoreError(f"{self.path}: the folder {self.path.parent} does not exist")
         self._local = threading.local()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _connections
+        self._schema_lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
-        self._initialise()
+        self._initialised = False
+        if self.path.exists():
+            self._initialise()  # a file that is not a store, or a newer one, fails here
 
     # -- connections -------------------------------------------------------
 
@@ -116,24 +122,36 @@ class EnrollmentStore:
         self.close()
 
     def _write(self) -> _Transaction:
+        self._initialise()
         return _Transaction(self._connect(), "BEGIN IMMEDIATE", self.path)
 
     def _read(self) -> _Transaction:
+        self._initialise()
         return _Transaction(self._connect(), "BEGIN", self.path)
 
     # -- schema ------------------------------------------------------------
 
     def _initialise(self) -> None:
+        """Create the file or check and upgrade its schema, once per store object."""
+        if self._initialised:
+            return
+        with self._schema_lock:
+            if self._initialised:
+                return
+            self._create_or_upgrade()
+            self._initialised = True
+
+    def _create_or_upgrade(self) -> None:
         conn = self._connect()
         try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _switch_to_wal(conn)
         except sqlite3.DatabaseError as err:
             raise StoreError(
                 f"{self.path} is not a speakervlad enrollment store (SQLite says: {err})"
             ) from None
         if mode.lower() != "wal":
             logger.warning("%s: journal mode is %s, not WAL", self.path, mode)
-        with self._write() as cur:
+        with _Transaction(conn, "BEGIN IMMEDIATE", self.path) as cur:
             create_or_upgrade(cur, self.path)
 
     # -- writes ------------------------------------------------------------
@@ -293,6 +311,23 @@ class _Transaction:
         self.conn.execute("ROLLBACK")
         if isinstance(exc, sqlite3.DatabaseError):
             raise StoreUnavailableError(f"{self.path}: {exc}; nothing was changed") from exc
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> str:
+    """``PRAGMA journal_mode = WAL``, waiting up to the busy timeout for other connections.
+
+    Leaving rollback mode needs the file to itself, and SQLite answers "database is
+    locked" at once instead of calling the busy handler: two processes creating one
+    store together would otherwise see a spurious error. Return the mode in force.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _check_matrix(embeddings: np.ndarray) -> np.ndarray:
