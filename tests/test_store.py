@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from speakervlad.errors import StoreError, UnknownSpeakerError
+from speakervlad.errors import StoreError, StoreUnavailableError, UnknownSpeakerError
 from speakervlad.verification.identifiers import validate_speaker_id
 from speakervlad.verification.quality import RecordingQuality
 from speakervlad.verification.store import EnrollmentStore
@@ -201,9 +201,27 @@ def test_a_new_store_is_created_at_its_first_use(tmp_path: Path) -> None:
     assert path.exists() and EnrollmentStore(path).speakers()[0].speaker_id == "alice"
     reader = EnrollmentStore(tmp_path / "other.db")
     assert reader.speakers() == [] and (tmp_path / "other.db").exists()  # a read creates it, as before
+    EnrollmentStore(tmp_path / "served.db").create_now()  # what `speakervlad serve` does at startup
+    assert EnrollmentStore(tmp_path / "served.db").speakers() == []
 
 
-def test_writer_waits_for_a_held_lock(store: EnrollmentStore) -> None:
+def test_creation_blocked_too_long_says_retry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("speakervlad.verification.store.BUSY_TIMEOUT_MS", 300)
+    path = tmp_path / "voices.db"
+    store = EnrollmentStore(path)  # no file yet: made at the first write
+    blocker = sqlite3.connect(path, isolation_level=None)  # another process creates it and holds it
+    blocker.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StoreUnavailableError, match="another process held the store for 0.3 s"):
+        store.add("alice", np.ones((1, 4)), ["1"], FP)
+    blocker.execute("ROLLBACK")
+    assert store.add("alice", np.ones((1, 4)), ["1"], FP) == 1  # nothing half-made in the way
+
+
+@pytest.mark.parametrize("created", [True, False], ids=["existing-store", "new-file"])
+def test_writer_waits_for_a_held_lock(store: EnrollmentStore, created: bool) -> None:
+    if created:
+        store.create_now()
+    # on a new file the blocker creates it in rollback mode: the switch to WAL must wait too
     blocker = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
     blocker.execute("BEGIN IMMEDIATE")
     threading.Timer(0.5, lambda: blocker.execute("COMMIT")).start()

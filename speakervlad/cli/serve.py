@@ -58,7 +58,9 @@ def run_serve(args: argparse.Namespace) -> int:
             raise ConfigError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     retain_freed_memory()  # a long-running process: reuse activation memory instead of faulting it in per request
-    verifier = Verifier.from_checkpoint(args.model, store=EnrollmentStore(args.db), threshold=args.threshold,
+    store = EnrollmentStore(args.db)
+    store.create_now()  # an unwritable --db fails here, not at the first enrollment
+    verifier = Verifier.from_checkpoint(args.model, store=store, threshold=args.threshold,
                                         far=args.far, prior=args.prior, vad=vad_from_args(args),
                                         gate=SpeechGate(args.min_enroll_speech, args.min_test_speech))
     app = create_app(verifier, api_key, max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds)

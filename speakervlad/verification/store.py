@@ -131,6 +131,10 @@ class EnrollmentStore:
 
     # -- schema ------------------------------------------------------------
 
+    def create_now(self) -> None:
+        """Create (or check) the file now: a server should fail at startup, not at its first request."""
+        self._initialise()
+
     def _initialise(self) -> None:
         """Create the file or check and upgrade its schema, once per store object."""
         if self._initialised:
@@ -145,6 +149,12 @@ class EnrollmentStore:
         conn = self._connect()
         try:
             mode = _switch_to_wal(conn)
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err):
+                raise StoreError(f"{self.path} is not a speakervlad enrollment store (SQLite says: {err})") from None
+            raise StoreUnavailableError(
+                f"{self.path}: another process held the store for {BUSY_TIMEOUT_MS / 1000:g} s while it was "
+                f"being created; nothing was changed, try again") from None
         except sqlite3.DatabaseError as err:
             raise StoreError(
                 f"{self.path} is not a speakervlad enrollment store (SQLite says: {err})"
