@@ -153,8 +153,7 @@ def test_a_v1_store_is_migrated_in_place(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
-    EnrollmentStore(path).close()  # opening a migrated store again (an existing file is checked at once)
-    # changes nothing
+    EnrollmentStore(path).close()  # opening (and so checking) a migrated store again changes nothing
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] == 3
 

@@ -149,13 +149,11 @@ class EnrollmentStore:
         conn = self._connect()
         try:
             mode = _switch_to_wal(conn)
-        except sqlite3.OperationalError as err:
-            if "locked" not in str(err):
-                raise StoreError(f"{self.path} is not a speakervlad enrollment store (SQLite says: {err})") from None
-            raise StoreUnavailableError(
-                f"{self.path}: another process held the store for {BUSY_TIMEOUT_MS / 1000:g} s while it was "
-                f"being created; nothing was changed, try again") from None
         except sqlite3.DatabaseError as err:
+            if "locked" in str(err):  # _switch_to_wal waited the whole busy timeout
+                raise StoreUnavailableError(
+                    f"{self.path}: another process held the store for {BUSY_TIMEOUT_MS / 1000:g} s while it "
+                    f"was being created; nothing was changed, try again") from None
             raise StoreError(
                 f"{self.path} is not a speakervlad enrollment store (SQLite says: {err})"
             ) from None
